@@ -1,0 +1,156 @@
+#!/bin/bash
+# PID 1 of a mailstate test host (its own mount, UTS, PID and network namespaces).
+#
+# Mounts the host's private files over the standard paths, then runs the daemons in the
+# foreground as its children: postfix start-fg, dovecot -F, sshd -D -e and postgrey. A restart of
+# postgrey is asked for through the control FIFO (see testhost-restart-postgrey). SIGTERM stops
+# everything; SIGKILL of this process ends the whole PID namespace.
+#
+# Environment: TESTHOST_BASE (the host's base directory), TESTHOST_FQDN (its hostname).
+set -u
+base=$TESTHOST_BASE
+exec >>"$base/root/var/log/testhost-init.log" 2>&1
+exec 4>"$base/status"  # read by the runner; $base is hidden once /tmp is mounted
+log() { echo "$(date '+%F %T') init: $*"; }
+fail() { log "FATAL: $*"; echo "failed: $*" >&4; exit 1; }
+
+# --- filesystem -----------------------------------------------------------------------------
+while read -r src dst; do
+    mount --bind "$base/root$src" "$dst" || fail "bind $dst"
+done <"$base/mounts"
+mount -t tmpfs -o mode=0755,size=64m tmpfs /run || fail "tmpfs /run"
+# A server does not share /tmp with the test runner (mount after the last read from $base).
+mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp || fail "tmpfs /tmp"
+mkdir -p /run/sshd /run/testhost /run/lock && chmod 0755 /run/sshd
+mkfifo -m 0600 /run/testhost/control || fail "control fifo"
+hostname "$TESTHOST_FQDN"
+
+# --- postfix preparation (queue dirs, chroot copies of /etc files, permissions) -------------
+/usr/lib/postfix/configure-instance.sh - || fail "configure-instance.sh"
+postfix check || fail "postfix check"
+
+# --- daemons --------------------------------------------------------------------------------
+declare -A pids=()
+start() {  # start NAME LOGFILE CMD...
+    local name=$1 logfile=$2
+    shift 2
+    "$@" >>"$logfile" 2>&1 </dev/null &
+    pids[$name]=$!
+    log "started $name (pid $!): $*"
+}
+
+alive() {  # a zombie still answers kill -0, so read the state from /proc
+    local state
+    [ -r "/proc/$1/stat" ] || return 1
+    read -r _ _ state _ <"/proc/$1/stat" || return 1
+    [ "$state" != Z ]
+}
+
+postgrey_args() {  # print postgrey's arguments NUL-separated, as Debian's init script builds them
+    (
+        POSTGREY_OPTS="" POSTGREY_TEXT=""
+        # shellcheck disable=SC1091
+        [ -r /etc/default/postgrey ] && . /etc/default/postgrey
+        [ -n "$POSTGREY_OPTS" ] || POSTGREY_OPTS="--inet=127.0.0.1:10023"
+        by_host=""
+        # Word splitting is intended: the variable holds a shell-style option list.
+        # shellcheck disable=SC2086
+        for opt in $POSTGREY_OPTS; do
+            case $opt in
+                --daemonize | -d) continue ;;  # must stay in the foreground, supervised by init
+                --lookup-by-host) by_host=1 ;;
+            esac
+            printf '%s\0' "$opt"
+        done
+        [ -n "$by_host" ] || printf '%s\0' --lookup-by-host
+        [ -z "$POSTGREY_TEXT" ] || printf '%s\0' "--greylist-text=$POSTGREY_TEXT"
+    )
+}
+
+postgrey_listening() {  # postgrey_listening ARGS... : is the socket named in the args up?
+    local opt spec port
+    for opt in "$@"; do
+        case $opt in
+            --inet=*) spec=${opt#--inet=}; port=${spec##*:}
+                [ -n "$(ss -Hltn "sport = :$port")" ]; return ;;
+            --unix=*) [ -S "${opt#--unix=}" ]; return ;;
+        esac
+    done
+    return 1
+}
+
+restart_postgrey() {
+    local pid=${pids[postgrey]:-} args i
+    echo starting >/run/testhost/postgrey.state
+    if [ -n "$pid" ] && alive "$pid"; then
+        kill -TERM "$pid"
+        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -KILL "$pid"
+        wait "$pid" 2>/dev/null
+    fi
+    unset 'pids[postgrey]'
+    rm -f /run/postgrey.pid
+    mapfile -d '' args < <(postgrey_args)
+    printf '%s\n' "${args[*]}" >/run/testhost/postgrey.args
+    start postgrey /var/log/postgrey.log /usr/sbin/postgrey "${args[@]}"
+    pid=${pids[postgrey]}
+    echo "$pid" >/run/postgrey.pid
+    for ((i = 0; i < 300; i++)); do
+        if ! alive "$pid"; then
+            log "postgrey exited during startup (see /var/log/postgrey.log)"
+            echo failed >/run/testhost/postgrey.state
+            break
+        fi
+        if postgrey_listening "${args[@]}"; then
+            echo running >/run/testhost/postgrey.state
+            break
+        fi
+        sleep 0.05
+    done
+    [ "$(cat /run/testhost/postgrey.state)" = starting ] && echo failed >/run/testhost/postgrey.state
+    log "postgrey: $(cat /run/testhost/postgrey.state)"
+}
+
+shutdown() {
+    local name pid i
+    log "stopping"
+    for name in "${!pids[@]}"; do kill -TERM "${pids[$name]}" 2>/dev/null; done
+    for ((i = 0; i < 50; i++)); do
+        pid=""
+        for name in "${!pids[@]}"; do alive "${pids[$name]}" && pid=1; done
+        [ -z "$pid" ] && break
+        sleep 0.1
+    done
+    log "stopped"
+    exit 0  # SIGKILLs whatever is left in the PID namespace
+}
+trap shutdown TERM INT
+
+start postfix /var/log/postfix.log postfix start-fg
+start dovecot /var/log/dovecot.log dovecot -F
+start sshd /var/log/sshd.log /usr/sbin/sshd -D -e
+restart_postgrey
+echo running >&4
+
+# --- supervision loop: control requests, and a note when a daemon dies ----------------------
+exec 3<>/run/testhost/control
+while :; do
+    if read -r -t 1 request token <&3; then
+        case $request in
+            restart-postgrey)
+                restart_postgrey
+                # write then rename: the requester waits for a non-empty file
+                cp /run/testhost/postgrey.state "/run/testhost/.reply.$token"
+                mv "/run/testhost/.reply.$token" "/run/testhost/reply.$token"
+                ;;
+            *) log "unknown request: $request" ;;
+        esac
+    fi
+    for name in "${!pids[@]}"; do
+        if ! alive "${pids[$name]}"; then
+            log "$name (pid ${pids[$name]}) exited"
+            unset "pids[$name]"
+            [ "$name" = postgrey ] && echo exited >/run/testhost/postgrey.state
+        fi
+    done
+done
