@@ -55,6 +55,7 @@ class RenderedFile(BaseModel):
     content: bytes
     mode: int = 0o644
     service: str  # "postfix", "dovecot" or "postgrey"
+    group: str = "root"  # owning group (owner is root); the Dovecot passwd-file needs "dovecot"
     postmap: bool = False  # a Postfix lookup table that needs `postmap` after writing
 
 

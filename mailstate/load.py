@@ -270,10 +270,10 @@ def _explain(model: type[BaseModel], error: Any) -> str:
         parent = _model_at(model, loc[:-1])
         keys = _keys_of(parent) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         allowed = f" Allowed here: {', '.join(keys)}." if keys else ""
-        return f"unknown key {loc[-1]!r} in {'.'.join(map(str, loc[:-1])) or 'the file'}" \
-               f"{hint}{allowed}"
+        where = ".".join(map(str, loc[:-1])) or "the top level"
+        return f"unknown key {loc[-1]!r} in {where}{hint}{allowed}"
     if kind == "missing":
         return f"{dotted}: required key missing; add `{loc[-1]}:`"
     message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

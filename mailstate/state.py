@@ -67,6 +67,7 @@ class Greylisting(Frozen):
     enabled: bool = True
     delay: int = 900  # seconds
     max_age: int = 35  # days a triplet is remembered
+    auto_whitelist_clients: int = 5  # postgrey's default; 0 turns auto-whitelisting off
     whitelist_clients: tuple[str, ...] = ()  # host names, IPs or CIDR networks, sorted
 
 

@@ -1,0 +1,291 @@
+"""Desired state -> the exact bytes of every file mailstate owns on a server.
+
+Everything is sorted so that one state always gives the same bytes (a stable fingerprint and
+no spurious drift). Data is encoded by each format's own rules in ``mailstate.formats``; the
+Jinja templates in ``templates/`` only lay lines out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from importlib.resources import files
+
+import jinja2
+
+from mailstate.formats import dovecot, lines, postfix, postgrey, sieve
+from mailstate.layout import Facts, Layout, Rendered, RenderedFile
+from mailstate.state import Domain, Mailbox, ServerState
+
+LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+PASSWD_MODE = 0o640  # hashes: readable by root and the Dovecot auth process only
+PASSWD_GROUP = "dovecot"  # Dovecot's auth process runs as the internal user, not root
+DISABLED_REASON = "REJECT primary address disabled"
+
+
+def _load(name: str) -> str:
+    return (files("mailstate.templates") / name).read_text(encoding="utf-8")
+
+
+ENV = jinja2.Environment(
+    loader=jinja2.FunctionLoader(_load),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ENV.filters.update(
+    postfix_key=postfix.key,
+    postfix_word=postfix.word,
+    postfix_targets=postfix.targets,
+    passwd_field=dovecot.field,
+    passwd_extra=dovecot.extra,
+    sieve_string=sieve.string,
+    sieve_list=sieve.string_list,
+    shell_word=postgrey.shell_word,
+    postgrey_client=postgrey.client,
+    postgrey_domain=postgrey.recipient_domain,
+    size=dovecot.size,
+)
+
+
+def template(name: str, **context: object) -> bytes:
+    """Render one template; every file starts with the managed-by header."""
+    return ENV.get_template(name).render(**context).encode("utf-8")
+
+
+def login(value: str) -> str:
+    """A login that is safe as a file name and as a passwd-file user."""
+    if not LOGIN.fullmatch(value):
+        raise ValueError(f"not a valid login: {value!r}")
+    return value
+
+
+def _by_address(entries: dict[str, tuple[str, ...]]) -> list[tuple[str, tuple[str, ...]]]:
+    """Entries grouped by domain, then by local part (catch-all ``@d`` first)."""
+    return sorted(entries.items(), key=lambda kv: tuple(reversed(kv[0].rsplit("@", 1))))
+
+
+def sieve_forward(mb: Mailbox) -> bool:
+    """Forwarding goes to Sieve when a vacation must still answer but no copy is kept."""
+    return mb.vacation is not None and not mb.keep_copy and bool(mb.forward)
+
+
+def _put(entries: dict[str, tuple[str, ...]], key: str, value: tuple[str, ...]) -> None:
+    if key in entries:
+        raise ValueError(f"address {key} is defined twice")
+    entries[key] = value
+
+
+def alias_entries(domain: Domain) -> dict[str, tuple[str, ...]]:
+    """virtual_aliases entries of one domain, domain aliases expanded per address."""
+    entries: dict[str, tuple[str, ...]] = {}
+    at = "@" + domain.name
+    for mb in domain.mailboxes.values():
+        primary = mb.address
+        targets: tuple[str, ...] = (primary,)
+        if mb.forward and not sieve_forward(mb):
+            targets = ((primary,) if mb.keep_copy else ()) + mb.forward
+        _put(entries, primary, targets)
+        for extra in mb.addresses:
+            _put(entries, _at_domain(extra, at), (primary,))
+    for key, targets in domain.aliases.items():
+        _put(entries, _at_domain(key, at), targets)
+    for alias_domain in domain.domain_aliases:
+        for key in list(entries):
+            if key.endswith(at):
+                _put(entries, key[: -len(at)] + "@" + alias_domain, (key,))
+    if domain.catch_all:
+        for name in (domain.name, *domain.domain_aliases):
+            _put(entries, "@" + name, domain.catch_all)
+    return entries
+
+
+def _at_domain(address: str, at: str) -> str:
+    if not address.endswith(at) or len(address) == len(at):
+        raise ValueError(f"{address} is not an address at {at[1:]}")
+    return address
+
+
+def vacation_addresses(mb: Mailbox, domain: Domain) -> list[str]:
+    """Every address that reaches the mailbox, so Sieve answers mail sent to any of them."""
+    own = ([mb.address] if mb.primary_enabled else []) + list(mb.addresses)
+    locals_ = [a.rsplit("@", 1)[0] for a in own]
+    return sorted(own + [f"{lp}@{ad}" for ad in domain.domain_aliases for lp in locals_])
+
+
+def _postfix_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
+    domains = sorted(state.domains.values(), key=lambda d: d.name)
+    aliases: dict[str, tuple[str, ...]] = {}
+    mailboxes: dict[str, tuple[str, ...]] = {}
+    rejects: dict[str, tuple[str, ...]] = {}
+    for d in domains:
+        for key, value in alias_entries(d).items():
+            _put(aliases, key, value)
+        for mb in d.mailboxes.values():
+            path = f"{d.name}/{login(mb.login)}/Maildir/"
+            for address in (mb.address, *mb.addresses):
+                _put(mailboxes, address, (path,))
+            if not mb.primary_enabled:
+                for name in (d.name, *d.domain_aliases):
+                    _put(rejects, f"{mb.login}@{name}", tuple(DISABLED_REASON.split()))
+    alias_domains = sorted((ad, d.name) for d in domains for ad in d.domain_aliases)
+    contents = {
+        "virtual_mailbox_domains": template(
+            "virtual_mailbox_domains.j2", header=lines.header("hosted mail domains"),
+            domains=[d.name for d in domains]),
+        "virtual_alias_domains": template(
+            "virtual_alias_domains.j2", header=lines.header("domain aliases -> their domain"),
+            pairs=alias_domains),
+        "virtual_mailboxes": template(
+            "postfix_map.j2", header=lines.header("addresses of mailboxes -> mailbox"),
+            entries=_by_address(mailboxes)),
+        "virtual_aliases": template(
+            "virtual_aliases.j2", header=lines.header("addresses -> delivery targets"),
+            entries=_by_address(aliases)),
+        "recipient_access": template(
+            "postfix_map.j2", header=lines.header("disabled primary addresses"),
+            entries=_by_address(rejects)),
+    }
+    return [
+        RenderedFile(path=f"{layout.postfix_dir}/{name}", content=content, service="postfix",
+                     postmap=True)
+        for name, content in contents.items()
+    ]
+
+
+def postfix_settings(state: ServerState, layout: Layout, facts: Facts) -> dict[str, str]:
+    """main.cf parameters, applied with ``postconf -e``; main.cf itself is never rewritten."""
+    table = f"{facts.db_type}:{layout.postfix_dir}"
+    restrictions = [
+        f"check_recipient_access {table}/recipient_access",
+        "permit_mynetworks",
+        "reject_unauth_destination",
+    ]
+    if state.greylisting.enabled:
+        restrictions.append(f"check_policy_service inet:{layout.postgrey_inet}")
+    return {
+        "virtual_mailbox_domains": f"{table}/virtual_mailbox_domains",
+        "virtual_alias_domains": f"{table}/virtual_alias_domains",
+        "virtual_mailbox_maps": f"{table}/virtual_mailboxes",
+        "virtual_alias_maps": f"{table}/virtual_aliases",
+        "virtual_transport": f"lmtp:unix:{layout.lmtp_socket}",
+        "smtpd_recipient_restrictions": ", ".join(restrictions),
+    }
+
+
+def sieve_path(layout: Layout, mb: Mailbox) -> str:
+    return f"{layout.sieve_dir}/{login(mb.login)}.sieve"
+
+
+def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
+    """Per-user Dovecot fields: the quota and, if the mailbox has one, its Sieve script."""
+    if facts.dovecot24:
+        out = [dovecot.QUOTA_24 + dovecot.size(mb.quota)]
+        if mb.vacation is not None:
+            out.append(dovecot.SIEVE_24 + sieve_path(layout, mb))
+    else:
+        out = [dovecot.QUOTA_23 + dovecot.size(mb.quota)]
+        if mb.vacation is not None:
+            out.append(dovecot.SIEVE_23 + sieve_path(layout, mb) + dovecot.SIEVE_23_BINDIR)
+    return out
+
+
+def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[RenderedFile]:
+    users = [
+        {"mb": mb, "home": f"{layout.vmail_dir}/{mb.domain}/{login(mb.login)}",
+         "extras": passwd_extras(mb, layout, facts)}
+        for mb in sorted(state.mailboxes().values(), key=lambda m: m.login)
+    ]
+    passwd_path = f"{layout.dovecot_dir}/passwd"
+    passwd = template("passwd.j2", header=lines.header("Dovecot users"), users=users,
+                      layout=layout)
+    name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
+    conf = template(name, header=lines.header("virtual mailboxes, quota, LMTP, Sieve"),
+                    layout=layout, passwd=passwd_path)
+    return [
+        RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
+                     group=PASSWD_GROUP),
+        RenderedFile(path=layout.dovecot_fragment, content=conf, service="dovecot"),
+    ]
+
+
+def sieve_script(mb: Mailbox, domain: Domain) -> bytes:
+    """The vacation (and, with no copy kept, forwarding) script of one mailbox."""
+    assert mb.vacation is not None
+    return template(
+        "vacation.sieve.j2", header=lines.header(f"vacation of {mb.address}"),
+        v=mb.vacation, addresses=vacation_addresses(mb, domain),
+        redirects=mb.forward if sieve_forward(mb) else ())
+
+
+def _sieve_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
+    return [
+        RenderedFile(path=sieve_path(layout, mb), content=sieve_script(mb, d), service="dovecot")
+        for d in state.domains.values()
+        for mb in d.mailboxes.values()
+        if mb.vacation is not None
+    ]
+
+
+def _postgrey_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
+    g = state.greylisting
+    off = sorted(n for d in state.domains.values() if not d.greylisting
+                 for n in (d.name, *d.domain_aliases))
+    made = {
+        layout.postgrey_default: template(
+            "postgrey_default.j2", header=lines.header("postgrey options"), g=g,
+            layout=layout, enabled_var=postgrey.ENABLED_VAR),
+        f"{layout.postgrey_dir}/whitelist_clients.local": template(
+            "whitelist_clients.j2", header=lines.header("clients never greylisted"),
+            clients=sorted(g.whitelist_clients)),
+        f"{layout.postgrey_dir}/whitelist_recipients.local": template(
+            "whitelist_recipients.j2", header=lines.header("domains without greylisting"),
+            domains=off),
+    }
+    return [RenderedFile(path=p, content=c, service="postgrey") for p, c in made.items()]
+
+
+def render(state: ServerState, layout: Layout, facts: Facts) -> Rendered:
+    """Every file of one server, sorted by path, and the main.cf settings."""
+    made = [
+        *_postfix_files(state, layout),
+        *_dovecot_files(state, layout, facts),
+        *_sieve_files(state, layout),
+        *_postgrey_files(state, layout),
+    ]
+    return Rendered(
+        files=tuple(sorted(made, key=lambda f: f.path)),
+        postfix_settings=postfix_settings(state, layout, facts),
+    )
+
+
+def render_welcome(
+    mailbox: Mailbox, *, server: str | None = None, now: dt.datetime | None = None
+) -> bytes:
+    """The welcome mail of a new mailbox (RFC 5322, CRLF), headers encoded by ``email``."""
+    domain = mailbox.domain
+    addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
+    body = ENV.get_template("welcome.txt.j2").render(
+        mb=mailbox, addresses=addresses, quota=_human_size(mailbox.quota),
+        server=server or f"mail.{domain}")
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = Address("Postmaster", "postmaster", domain)
+    msg["To"] = Address(mailbox.name, mailbox.login, domain)
+    msg["Subject"] = "Welcome to your new mailbox"
+    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.UTC))
+    msg["Message-ID"] = email.utils.make_msgid("welcome", domain=domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def _human_size(n: int) -> str:
+    """Quota for people: '3 GiB', or 'unlimited' for Dovecot's 0."""
+    text = dovecot.size(n)
+    return "unlimited" if text == "0" else f"{text[:-1]} {text[-1].upper()}iB"

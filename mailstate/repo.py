@@ -1,0 +1,127 @@
+"""Finding and loading what a run works on: the repository config and its domain files.
+
+``mailstate validate`` with no argument finds ``mailstate.yaml`` in the current directory or a
+parent; with a directory it uses that directory's config (or treats it as a folder of domain
+files); with a domain file alone it needs nothing else (built-in plans, the file's own account
+and plan), so that ``mailstate validate examples/monsite.be.yaml`` just works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .load import Document, Issue, Problems, read_yaml, validate
+from .schema import Config, DomainFile
+
+CONFIG_NAME = "mailstate.yaml"
+
+
+@dataclass
+class Repository:
+    """A config plus the domain files it governs."""
+
+    config: Config
+    config_doc: Document | None
+    root: Path  # relative paths in the config are relative to this directory
+    domains: list[tuple[Document, DomainFile]] = field(default_factory=list)
+    selected: set[str] = field(default_factory=set)  # domain names the user asked for
+
+    @property
+    def standalone(self) -> bool:
+        return self.config_doc is None
+
+
+def find_config(start: Path) -> Path | None:
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
+    try:
+        doc = read_yaml(path, None)
+    except Problems as exc:
+        issues.extend(exc.issues)
+        return Config(), None
+    doc.path = _relative(path)
+    config, found = validate(doc, Config)
+    issues.extend(found)
+    return (config or Config()), doc
+
+
+def _domain_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and
+                  p.name != CONFIG_NAME and p.is_file())
+
+
+def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
+    """Load config and domain files for the given paths (see module docstring)."""
+    issues: list[Issue] = []
+    config_path: Path | None = None
+    explicit: list[Path] = []
+    if not paths:
+        config_path = find_config(Path.cwd())
+        if config_path is None:
+            raise Problems([Issue(".", None, None,
+                                  f"no {CONFIG_NAME} here or in a parent directory; give a "
+                                  "domain file or a directory, e.g. "
+                                  "`mailstate validate examples/monsite.be.yaml`")])
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            issues.append(Issue(raw, None, None, "no such file or directory"))
+        elif path.is_dir():
+            if (path / CONFIG_NAME).is_file():
+                config_path = path / CONFIG_NAME
+            else:
+                explicit.extend(_domain_files(path))
+        elif path.name == CONFIG_NAME:
+            config_path = path
+        else:
+            explicit.append(path)
+    if config_path is None and explicit:
+        config_path = find_config(explicit[0].resolve().parent)
+    if issues:
+        raise Problems(issues)
+
+    if config_path is not None:
+        config, config_doc = _load_config(config_path, issues)
+        root = config_path.resolve().parent
+        folder = root / config.domains
+        files = _domain_files(folder) if folder.is_dir() else []
+        if config_doc is not None and not folder.is_dir():
+            issues.append(config_doc.issue(("domains",),
+                                           f"the domains directory {config.domains!r} does "
+                                           "not exist"))
+    else:
+        config, config_doc, root, files = Config(), None, Path.cwd(), []
+
+    repo = Repository(config, config_doc, root)
+    seen: set[Path] = set()
+    for path in [*explicit, *files]:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            doc = read_yaml(path)
+        except Problems as exc:
+            issues.extend(exc.issues)
+            continue
+        doc.path = _relative(path)
+        model, found = validate(doc, DomainFile)
+        issues.extend(found)
+        if model is not None:
+            repo.domains.append((doc, model))
+            if path in explicit or not explicit:
+                repo.selected.add(model.domain)
+    return repo, issues
