@@ -99,11 +99,24 @@ maillog_file = /var/log/postfix.log
 # Sorts after the stock 10-ssl.conf (whose `ssl = yes` would win over an earlier fragment) and
 # before mailstate's 99-mailstate.conf.
 DOVECOT_FRAGMENT_NAME = "50-testhost.conf"
-DOVECOT_FRAGMENT = """\
+DOVECOT_EMPTY_PASSWD = "/etc/dovecot/testhost-nobody.passwd"
+DOVECOT_FRAGMENT = f"""\
 # Test host only: no syslog inside a test host, and IMAP LOGIN from the runner without TLS.
 log_path = /var/log/dovecot.log
 ssl = no
 disable_plaintext_auth = no
+
+# The PAM passdb is switched off (auth-system.conf.ext, see 10-auth.conf) and Dovecot's auth
+# refuses to start without any passdb/userdb, so the host would not even greet IMAP clients
+# until mailstate adds its own. These find nobody: lookups go on to mailstate's.
+passdb {{
+  driver = passwd-file
+  args = {DOVECOT_EMPTY_PASSWD}
+}}
+userdb {{
+  driver = passwd-file
+  args = {DOVECOT_EMPTY_PASSWD}
+}}
 """
 
 # Read first: the stock sshd_config starts with this Include and sshd keeps the first value.

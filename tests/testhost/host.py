@@ -1,0 +1,568 @@
+"""A real mail server for integration tests, started and stopped by the test suite itself.
+
+One TestHost = network, mount, UTS and PID namespaces on this machine. Inside, a small init
+(init.sh) is PID 1 and runs Postfix, Dovecot, sshd and postgrey in the foreground. The host has
+private copies of the mail configuration and state directories, bind-mounted over the standard
+paths, so that over SSH it looks like a freshly installed Debian mail server. The runner reaches it
+through a veth pair on its own 10.77.N.0/24; no traffic leaves the machine.
+
+Needs root and the Debian packages (see .ci/install-debian-packages.sh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .config import Addresses
+from .sink import SmtpSink
+
+_HERE = Path(__file__).resolve().parent
+_LOCK_FILE = "/run/lock/mailstate-testhost.lock"
+_NETNS_PREFIX = "mailstate-"
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+SSH_PORT = 22
+SMTP_PORT = 25
+IMAP_PORT = 143
+POSTGREY_PORT = 10023
+
+REQUIRED_PROGRAMS = (
+    "postfix",
+    "postconf",
+    "postalias",
+    "dovecot",
+    "doveadm",
+    "sievec",
+    "postgrey",
+    "/usr/sbin/sshd",
+    "ssh-keygen",
+    "openssl",
+    "swaks",
+    "ip",
+    "ss",
+    "unshare",
+    "nsenter",
+)
+REQUIRED_FILES = (
+    "/usr/lib/dovecot/lmtp",  # dovecot-lmtpd
+    "/usr/lib/dovecot/imap",  # dovecot-imapd
+    "/usr/lib/postfix/postfix-lmdb.so",  # postfix-lmdb
+    "/usr/lib/postfix/configure-instance.sh",
+)
+
+
+def missing_requirements() -> list[str]:
+    """Why test hosts cannot run here (empty when they can): not root, or packages missing."""
+    missing = [] if os.geteuid() == 0 else ["root privileges"]
+    missing += [p for p in REQUIRED_PROGRAMS if shutil.which(p, path=_PATH) is None]
+    missing += [f for f in REQUIRED_FILES if not os.path.exists(f)]
+    return missing
+
+
+class HostCommandError(subprocess.CalledProcessError):
+    """A command inside the host failed; the message carries its output (what one needs)."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout: {self.stdout!r}\nstderr: {self.stderr!r}"
+
+
+def _run(*cmd: str | os.PathLike[str]) -> str:
+    """Run a runner-side setup command; raise with its stderr on failure."""
+    res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise HostCommandError(res.returncode, res.args, res.stdout, res.stderr)
+    return res.stdout
+
+
+def _alive(pid: int) -> bool:
+    """True while pid runs; a zombie does not count (gotcha: kill -0 succeeds on zombies)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _probe(ip: str, port: int, expect: bytes, timeout: float = 1.0) -> bool:
+    """Does a TCP server answer with the expected greeting?"""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as s:
+            return s.recv(64).startswith(expect)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """Serialises subnet allocation between test processes on this machine."""
+    os.makedirs(os.path.dirname(_LOCK_FILE), exist_ok=True)
+    with open(_LOCK_FILE, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _free_subnet_index() -> int:
+    used = {int(m) for m in re.findall(r"inet 10\.77\.(\d+)\.", _run("ip", "-o", "-4", "addr"))}
+    names = _run("ip", "netns", "list")
+    used |= {int(m) for m in re.findall(rf"^{_NETNS_PREFIX}(\d+)\b", names, re.M)}
+    for n in range(1, 255):
+        if n not in used:
+            return n
+    raise RuntimeError("no free 10.77.N.0/24 for a test host")
+
+
+class TestHost:
+    """One test host. Use as a context manager, or call start() and stop().
+
+    Attributes once started: ip (the host), runner_ip (normal client, whitelisted by tests),
+    runner_ip2 (a second client address, not whitelisted), fqdn, key_path, known_hosts_path,
+    commands (shell commands that reload the daemons on this host), sink (the SMTP sink that
+    the host relays outside mail to), ports, init_pid, netns, base.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, name: str = "mail", domain: str = "test") -> None:
+        self.name = name
+        self.fqdn = f"{name}.{domain}"
+        self.base: Path | None = None
+        self.netns: str | None = None
+        self.init_pid: int | None = None
+        self.sink: SmtpSink | None = None
+        self._addrs: Addresses | None = None
+        self._veth: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.ports = {
+            "ssh": SSH_PORT,
+            "smtp": SMTP_PORT,
+            "imap": IMAP_PORT,
+            "postgrey": POSTGREY_PORT,
+            "sink": config.SMTP_SINK_PORT,
+        }
+        self.commands = {
+            "postfix_reload": "postfix reload",
+            "dovecot_reload": "doveadm reload",
+            "postgrey_restart": "/usr/local/sbin/testhost-restart-postgrey",
+            "postgrey_reload": 'kill -HUP "$(cat /run/postgrey.pid)"',
+        }
+
+    # --- addresses and files ------------------------------------------------------------------
+    @property
+    def ip(self) -> str:
+        return self._need(self._addrs).host_ip
+
+    @property
+    def runner_ip(self) -> str:
+        return self._need(self._addrs).runner_ip
+
+    @property
+    def runner_ip2(self) -> str:
+        return self._need(self._addrs).runner_ip2
+
+    @property
+    def key_path(self) -> Path:
+        """Private key (ed25519, OpenSSH format) that logs in as root."""
+        return self._need(self.base) / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        """known_hosts with the host's ed25519 key for its ip (port 22)."""
+        return self._need(self.base) / "known_hosts"
+
+    def host_path(self, path: str) -> Path:
+        """A path inside the running host, as the runner can open it (/proc/PID/root/...)."""
+        return Path(f"/proc/{self._need(self.init_pid)}/root") / path.lstrip("/")
+
+    def ssh_command(self) -> str:
+        return (
+            f"ssh -i {self.key_path} -o UserKnownHostsFile={self.known_hosts_path} "
+            f"-o StrictHostKeyChecking=yes root@{self.ip}"
+        )
+
+    @staticmethod
+    def _need(value: Any) -> Any:
+        if value is None:
+            raise RuntimeError("test host not started")
+        return value
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> TestHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 30.0) -> TestHost:
+        """Bring the host up and return once sshd, smtpd, imap and postgrey answer."""
+        if self._proc is not None:
+            raise RuntimeError("test host already started")
+        try:
+            self.base = Path(tempfile.mkdtemp(prefix=f"mailstate-testhost-{self.name}-"))
+            self._create_network()
+            self.sink = SmtpSink(self.runner_ip, config.SMTP_SINK_PORT)
+            self.sink.start()
+            self._prepare_files()
+            self._launch()
+            self.wait_ready(timeout)
+            if self._postgrey_state() != "running":
+                raise RuntimeError("postgrey did not start\n" + self.read_log("postgrey"))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything and remove all traces; safe after a partial start or a failure."""
+        if self._proc is not None:
+            if self.init_pid is not None and _alive(self.init_pid):
+                os.kill(self.init_pid, signal.SIGTERM)  # init stops the daemons cleanly
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=5)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)  # unshare + init: ends the PID ns
+            self._proc.wait(timeout=10)
+            self._proc = None
+        if self.netns is not None:
+            # Whatever still runs in the netns (e.g. an nsenter that did not join the PID ns).
+            pids = subprocess.run(
+                ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=False
+            ).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+        if self._veth is not None:  # before the netns: netns deletion is asynchronous
+            subprocess.run(["ip", "link", "del", self._veth], capture_output=True, check=False)
+            self._veth = None
+        if self.netns is not None:
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
+            self.netns = None
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
+        self.init_pid = None
+
+    def _create_network(self) -> None:
+        with _machine_lock():
+            n = _free_subnet_index()
+            self._addrs = Addresses(n)
+            self.netns = f"{_NETNS_PREFIX}{n}"
+            _run("ip", "netns", "add", self.netns)
+            self._veth = f"mst{n}r"
+            peer = f"mst{n}h"
+            _run(
+                "ip",
+                "link",
+                "add",
+                self._veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "netns",
+                self.netns,
+            )
+        a = self._addrs
+        _run("ip", "addr", "add", f"{a.runner_ip}/24", "dev", self._veth)  # primary: default src
+        _run("ip", "addr", "add", f"{a.runner_ip2}/24", "dev", self._veth)
+        _run("ip", "link", "set", self._veth, "up")
+        ns = ("ip", "-n", self.netns)
+        _run(*ns, "link", "set", peer, "name", "eth0")
+        _run(*ns, "addr", "add", f"{a.host_ip}/24", "dev", "eth0")
+        _run(*ns, "link", "set", "eth0", "up")
+        _run(*ns, "link", "set", "lo", "up")
+
+    def _prepare_files(self) -> None:
+        base, root, a = self._need(self.base), self._need(self.base) / "root", self._addrs
+        assert a is not None
+        files = {
+            "/etc/hosts": config.hosts_file(self.fqdn, a),
+            "/etc/resolv.conf": config.RESOLV_CONF,
+            "/etc/hostname": self.fqdn + "\n",
+            "/etc/mailname": self.fqdn + "\n",
+            "/etc/aliases": config.ALIASES,
+            "/etc/aliases.db": "",
+        }
+        for path, kind in config.PRIVATE_PATHS.items():
+            dst = root / path.lstrip("/")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "copy":
+                _run("cp", "-a", path, dst)
+            elif kind == "empty":
+                dst.mkdir(mode=0o755)
+            else:
+                dst.write_text(files[path])
+                dst.chmod(0o644)
+            _ensure_mount_point(path, is_dir=kind != "file")
+        os.chown(root / "var/vmail", config.VMAIL_UID, config.VMAIL_GID)
+
+        # Postfix: minimal main.cf, backdated (commands wait until main.cf is ~2 s old).
+        main_cf = root / "etc/postfix/main.cf"
+        main_cf.write_text(config.main_cf(self.fqdn, a.runner_ip))
+        old = time.time() - 60
+        os.utime(main_cf, (old, old))
+        # Built here: inside the host /etc/aliases.db is a bind-mounted file, and postalias
+        # removes an empty one before writing. A bare config dir: the host's main.cf reads
+        # /etc/mailname, which is the machine's (empty) mount point out here.
+        bare = base / "postalias-conf"
+        bare.mkdir()
+        (bare / "main.cf").write_text("compatibility_level = 3.6\n")
+        _run("postalias", "-c", bare, f"hash:{root}/etc/aliases")
+
+        # Dovecot: test-host fragment, self-signed certificate at the stock paths, and the
+        # documented one-time operator step: no PAM passdb (auth-system.conf.ext).
+        dovecot = root / "etc/dovecot"
+        (dovecot / "conf.d" / config.DOVECOT_FRAGMENT_NAME).write_text(config.DOVECOT_FRAGMENT)
+        auth = dovecot / "conf.d/10-auth.conf"
+        stock = auth.read_text()
+        auth.write_text(
+            re.sub(r"^!include auth-system", "#!include auth-system", stock, flags=re.M)
+        )
+        nobody = root / config.DOVECOT_EMPTY_PASSWD.lstrip("/")
+        nobody.touch(mode=0o644)
+        private = dovecot / "private"
+        private.mkdir(mode=0o700, exist_ok=True)
+        _run(
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            f"/CN={self.fqdn}",
+            "-keyout",
+            private / "dovecot.key",
+            "-out",
+            private / "dovecot.pem",
+        )
+        (private / "dovecot.key").chmod(0o600)
+
+        # sshd: its own host key, root login with the generated client key only.
+        ssh = root / "etc/ssh"
+        for old_key in ssh.glob("ssh_host_*"):
+            old_key.unlink()
+        _run(
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"root@{self.fqdn}",
+            "-f",
+            ssh / "ssh_host_ed25519_key",
+        )
+        _run(
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "mailstate-tests",
+            "-f",
+            self.key_path,
+        )
+        (ssh / "sshd_config.d").mkdir(exist_ok=True)
+        (ssh / "sshd_config.d" / config.SSHD_FRAGMENT_NAME).write_text(config.SSHD_FRAGMENT)
+        keys = ssh / "authorized_keys"
+        keys.mkdir(mode=0o755)
+        shutil.copy(self.key_path.with_suffix(".pub"), keys / "root")
+        (keys / "root").chmod(0o600)
+        host_key = (ssh / "ssh_host_ed25519_key.pub").read_text().split()
+        self.known_hosts_path.write_text(f"{a.host_ip} {host_key[0]} {host_key[1]}\n")
+
+        # The restart command, at a standard path inside the host only.
+        restart = root / "usr/local/sbin/testhost-restart-postgrey"
+        shutil.copy(_HERE / "restart-postgrey.sh", restart)
+        restart.chmod(0o755)
+
+        (base / "mounts").write_text("".join(f"{p} {p}\n" for p in config.PRIVATE_PATHS))
+        shutil.copy(_HERE / "init.sh", base / "init.sh")
+        (base / "init.sh").chmod(0o755)
+
+    def _launch(self) -> None:
+        base = self._need(self.base)
+        env = {
+            "PATH": _PATH,
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+            "TESTHOST_BASE": str(base),
+            "TESTHOST_FQDN": self.fqdn,
+        }
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            self._need(self.netns),
+            "unshare",
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            str(base / "init.sh"),
+        ]
+        with open(base / "launcher.log", "wb") as out:
+            # A new session: stop() can kill the whole group, even after a partial start.
+            self._proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # `ip netns exec` execs unshare in place; unshare forks the init (PID 1 inside).
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                pids = children.read_text().split()
+                if pids:
+                    self.init_pid = int(pids[0])
+                    return
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise RuntimeError("test host init did not start:\n" + self._diagnostics())
+
+    # --- readiness and inspection -----------------------------------------------------------
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until sshd, smtpd (:25), imap (:143) answer, and postgrey if it is starting."""
+        base = self._need(self.base)
+        deadline = time.monotonic() + timeout
+        pending = {SSH_PORT: b"SSH-", SMTP_PORT: b"220 ", IMAP_PORT: b"* OK"}
+        while True:
+            status = (base / "status").read_text().strip() if (base / "status").exists() else ""
+            if status.startswith("failed") or not _alive(self._need(self.init_pid)):
+                raise RuntimeError(f"test host failed ({status}):\n{self._diagnostics()}")
+            if status == "running":
+                pending = {p: e for p, e in pending.items() if not _probe(self.ip, p, e)}
+                if not pending and self._postgrey_state() != "starting":
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"test host not ready, ports {sorted(pending)}:\n" + self._diagnostics()
+                )
+            time.sleep(0.05)
+
+    def _postgrey_state(self) -> str:
+        """starting, running, failed or exited, as the init last recorded it."""
+        with contextlib.suppress(OSError):
+            return self.host_path("/run/testhost/postgrey.state").read_text().strip()
+        return "starting"
+
+    def read_log(self, name: str) -> str:
+        """A log of the host: postfix, dovecot, sshd, postgrey or testhost-init ('.log' optional).
+
+        Read from the runner side, so it also works while the host's daemons are broken.
+        """
+        if "." not in name:
+            name += ".log"
+        path = self._need(self.base) / "root/var/log" / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _diagnostics(self) -> str:
+        parts = []
+        if self.base is not None:
+            launcher = self.base / "launcher.log"
+            if launcher.exists():
+                parts.append("launcher: " + launcher.read_text(errors="replace"))
+            for name in ("testhost-init", "postfix", "dovecot", "sshd", "postgrey"):
+                parts.append(f"--- {name}.log ---\n" + self.read_log(name)[-3000:])
+        return "\n".join(parts)
+
+    def exec(
+        self, cmd: list[str] | str, input: str | bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run a command inside the host (all its namespaces) as root, without SSH.
+
+        A string runs through `bash -c`. Output is text unless `input` is bytes.
+        """
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        full = ["nsenter", "-t", str(self._need(self.init_pid)), "-a", "--", *argv]
+        text = not isinstance(input, bytes)
+        env = {"PATH": _PATH, "LANG": "C.UTF-8", "HOME": "/root"}
+        res = subprocess.run(
+            full, input=input, capture_output=True, text=text, env=env, check=False
+        )
+        if check and res.returncode != 0:
+            raise HostCommandError(res.returncode, argv, res.stdout, res.stderr)
+        return res
+
+    def ssh_client(self) -> Any:
+        """A paramiko SSHClient logged in as root, with strict host key checking."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(self.known_hosts_path))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            self.ip,
+            port=SSH_PORT,
+            username="root",
+            key_filename=str(self.key_path),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
+        return client
+
+    def memory_kib(self) -> int:
+        """Proportional memory (PSS, KiB) of every process of the host: for measurements."""
+        out = subprocess.run(
+            ["ip", "netns", "pids", self._need(self.netns)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        total = 0
+        for pid in out.split():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        return total
+
+
+def _ensure_mount_point(path: str, is_dir: bool) -> None:
+    """Bind mounts need an existing target; create an empty one on the machine if missing.
+
+    Only paths a fresh Debian mail server would have anyway (/etc/mailname, /etc/aliases.db,
+    /var/vmail, /var/lib/mailstate); the machine's real configuration is never touched.
+    """
+    if os.path.lexists(path):
+        return
+    if is_dir:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    else:
+        Path(path).touch(mode=0o644)
