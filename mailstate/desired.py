@@ -137,8 +137,10 @@ def _aliases(item: DomainInput, admin_address: str | None,
     for local, targets in spec.aliases.items():
         address = f"{local}@{name}"
         resolved = _targets(item, ("aliases", local), targets, issues)
+        if not targets:
+            issues.append(item.doc.issue(("aliases", local), f"alias {address} has no target; "
+                                         "give at least one address, or remove the alias"))
         if not resolved:
-            issues.append(item.doc.issue(("aliases", local), f"alias {address} has no target"))
             continue
         item.origins.setdefault(address, ("aliases", local, "[key]"))
         aliases[address] = resolved

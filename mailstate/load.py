@@ -26,6 +26,11 @@ MAX_DEPTH = 32
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.events import (
+        CollectionEndEvent,
+        CollectionStartEvent,
+        StreamEndEvent,
+    )
     from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
     try:
@@ -52,7 +57,10 @@ class Issue:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.severity}: {self.message}"
+        text = f"{where}: {self.severity}: {self.message}"
+        # One issue, one line: a newline or control character from the input is shown escaped,
+        # so that no file content can forge extra lines in CI output.
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class Problems(Exception):
@@ -87,7 +95,8 @@ class Document:
                     mark = key_mark  # a missing key: point at its parent's key
                     break
                 key_mark, mark, node = match[0].start_mark, match[1].start_mark, match[1]
-            elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            elif (isinstance(node, SequenceNode) and isinstance(part, int)
+                  and part < len(node.value)):
                 node = node.value[part]
                 mark = node.start_mark
             else:
@@ -103,6 +112,11 @@ def _mark(path: str, node: Node) -> tuple[str, int, int]:
     return (path, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _unsupported(tag: str) -> str:
+    shown = tag.replace("tag:yaml.org,2002:", "!!")
+    return f"the YAML tag {shown!r} is not supported here; write a plain value without a tag"
+
+
 class _Constructor:
     """Nodes -> plain Python, refusing aliases, duplicate keys and unusual tags."""
 
@@ -110,6 +124,7 @@ class _Constructor:
         self.path = path
         self.seen: set[int] = set()
         self.issues: list[Issue] = []
+        self.aliased = False  # report aliases once: a billion laughs is one mistake
 
     def fail(self, node: Node, message: str) -> None:
         self.issues.append(Issue(*_mark(self.path, node), message))
@@ -119,10 +134,17 @@ class _Constructor:
             self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
             return None
         if id(node) in self.seen:
-            self.fail(node, "YAML anchors and aliases (&name, *name) are not allowed in "
-                            "mailstate files; write the value out")
+            if not self.aliased:
+                self.fail(node, "YAML anchors and aliases (&name, *name) are not allowed in "
+                                "mailstate files; write the value out")
+            self.aliased = True
             return None
         self.seen.add(id(node))
+        if isinstance(node, (MappingNode, SequenceNode)):
+            expected = "map" if isinstance(node, MappingNode) else "seq"
+            if node.tag != f"tag:yaml.org,2002:{expected}":
+                self.fail(node, _unsupported(node.tag))
+                return None
         if isinstance(node, MappingNode):
             return self._mapping(node, depth)
         if isinstance(node, SequenceNode):
@@ -170,8 +192,30 @@ class _Constructor:
             except ValueError:
                 self.fail(node, f"{value!r}: write dates as YYYY-MM-DD")
                 return None
-        self.fail(node, f"the YAML tag {tag!r} is not supported here")
+        self.fail(node, _unsupported(tag))
         return None
+
+
+def _too_deep(name: str, text: str) -> None:
+    """Refuse deep nesting before composing: the C composer recurses, and crashes (a
+    segmentation fault, not an exception) on a few hundred KB of '['. Events come from an
+    iterative parser, so counting them is safe at any depth."""
+    loader = _Loader(text)
+    try:
+        depth = 0
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise Problems([Issue(name, mark.line + 1, mark.column + 1,
+                                          f"nested more than {MAX_DEPTH} levels deep")])
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, StreamEndEvent):
+                break
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: Path | str, text: str | None = None) -> Document:
@@ -189,7 +233,8 @@ def read_yaml(path: Path | str, text: str | None = None) -> Document:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise Problems([Issue(name, None, None,
-                                  f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")])
+                                  f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
+                            ]) from None
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise Problems([Issue(name, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
     if "\x00" in text:
@@ -198,6 +243,7 @@ def read_yaml(path: Path | str, text: str | None = None) -> Document:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            _too_deep(name, text)
             loader = _Loader(text)
             try:
                 root = loader.get_single_node()

@@ -53,15 +53,16 @@ def plan_limits(desired: Desired) -> Iterator[Issue]:
                                  f"account {account!r} has {len(boxes)} mailboxes; plan "
                                  f"{plan_name!r} allows {plan.mailboxes}")
         if plan.mail_quota is not None:
-            total = 0
+            total, over = 0, False
             for item, box in boxes:
                 if box.quota > plan.mail_quota:
+                    over = True
                     yield item.doc.issue(("mailboxes", box.login, "quota"),
                                          f"quota {format_size(box.quota)} is more than plan "
                                          f"{plan_name!r} allows in total "
                                          f"({format_size(plan.mail_quota)})")
                 total += box.quota
-            if total > plan.mail_quota:
+            if total > plan.mail_quota and not over:  # else the line above says it better
                 item, box = boxes[-1]
                 yield item.doc.issue(("mailboxes", box.login, "[key]"),
                                      f"account {account!r} allocates {format_size(total)} of "
@@ -119,7 +120,7 @@ def unique_addresses(desired: Desired) -> Iterator[Issue]:
     for item in desired.inputs:
         seen: dict[str, str] = {}
         spec, name = item.spec, item.spec.domain
-        for login, box in spec.mailboxes.items():
+        for login in spec.mailboxes:
             seen.setdefault(f"{login}@{name}", f"mailbox {login}")
         for login, box in spec.mailboxes.items():
             for i, raw in enumerate(box.addresses):
@@ -197,7 +198,11 @@ def loops(desired: Desired) -> Iterator[Issue]:
     """Forwarding that comes back to where it started would bounce mail around forever."""
     for server in desired.servers:
         _, _, edges = _local_addresses(desired, server)
+        own = {a: box.address for d in desired.servers[server].domains.values()
+               for box in d.mailboxes.values() for a in (box.address, *box.addresses)}
         for path in _cycles(edges):
+            if path[0] in own and len({own.get(a) for a in path}) == 1:
+                continue  # a mailbox forwarding to itself: forward_to_self says it better
             item = _owner(desired, server, path[0])
             if item is not None:
                 yield item.doc.issue(item.origins.get(path[0], ("domain",)),

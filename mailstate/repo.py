@@ -8,7 +8,7 @@ and plan), so that ``mailstate validate examples/monsite.be.yaml`` just works.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .load import Document, Issue, Problems, read_yaml, validate
@@ -26,6 +26,7 @@ class Repository:
     root: Path  # relative paths in the config are relative to this directory
     domains: list[tuple[Document, DomainFile]] = field(default_factory=list)
     selected: set[str] = field(default_factory=set)  # domain names the user asked for
+    config_failed: bool = False  # mailstate.yaml has errors: cross-file rules would mislead
 
     @property
     def standalone(self) -> bool:
@@ -47,11 +48,15 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+def _renamed(issues: list[Issue], path: Path) -> list[Issue]:
+    return [replace(i, path=_relative(path)) for i in issues]
+
+
 def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
     try:
         doc = read_yaml(path, None)
     except Problems as exc:
-        issues.extend(exc.issues)
+        issues.extend(_renamed(exc.issues, path))
         return Config(), None
     doc.path = _relative(path)
     config, found = validate(doc, Config)
@@ -96,6 +101,7 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
 
     if config_path is not None:
         config, config_doc = _load_config(config_path, issues)
+        config_failed = bool(issues)
         root = config_path.resolve().parent
         folder = root / config.domains
         files = _domain_files(folder) if folder.is_dir() else []
@@ -105,8 +111,9 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
                                            "not exist"))
     else:
         config, config_doc, root, files = Config(), None, Path.cwd(), []
+        config_failed = False
 
-    repo = Repository(config, config_doc, root)
+    repo = Repository(config, config_doc, root, config_failed=config_failed)
     seen: set[Path] = set()
     for path in [*explicit, *files]:
         if path.resolve() in seen:
@@ -115,7 +122,7 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
         try:
             doc = read_yaml(path)
         except Problems as exc:
-            issues.extend(exc.issues)
+            issues.extend(_renamed(exc.issues, path))
             continue
         doc.path = _relative(path)
         model, found = validate(doc, DomainFile)

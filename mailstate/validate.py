@@ -18,10 +18,16 @@ def run(paths: list[str]) -> tuple[Desired | None, list[Issue]]:
         repo, issues = load_repository(paths)
     except Problems as exc:
         return None, exc.issues
+    if repo.config_failed:  # without a valid mailstate.yaml, every account would be "unknown"
+        return None, sorted(set(issues), key=_position)
     desired, found = build(repo)
     issues += found
     issues += policy.check(desired)
-    issues = sorted(set(issues), key=lambda i: (i.path, i.line or 0, i.column or 0, i.message))
+    issues = sorted(set(issues), key=_position)
     if any(i.severity == "error" for i in issues):
         return None, issues
     return desired, issues
+
+
+def _position(issue: Issue) -> tuple:
+    return (issue.path, issue.line or 0, issue.column or 0, issue.message)

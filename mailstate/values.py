@@ -58,7 +58,8 @@ def check_login(value: str) -> str:
         raise ValueError("a login may not contain '/' or '..' (it names a directory on the server)")
     if not _LOGIN.fullmatch(value):
         bad = _first_bad(value, re.compile(r"[a-z0-9._-]"))
-        why = f"it contains {_describe(bad)}" if bad else "it must start and end with a letter or digit"
+        why = (f"it contains {_describe(bad)}" if bad
+               else "it must start and end with a letter or digit")
         raise ValueError(
             f"{value!r} is not a valid login: {why}; use lower-case letters, digits, '.', '_', '-'"
         )
@@ -90,6 +91,12 @@ def check_domain(value: str) -> str:
                 f"{value!r} is not a valid domain: label {label!r} must be 1-63 letters, digits "
                 "or '-', not starting or ending with '-'"
             )
+        if label.startswith("xn--"):
+            try:
+                idna.ulabel(label)
+            except (idna.IDNAError, UnicodeError) as exc:
+                raise ValueError(f"{value!r} is not a valid domain: {label!r} is not a valid "
+                                 f"punycode label ({exc}); write the name in Unicode") from None
     if labels[-1].isdigit():
         raise ValueError(f"{value!r} is not a domain name (an IP address is not allowed here)")
     return name
@@ -128,7 +135,7 @@ def check_name(value: str) -> str:
     if len(value) > MAX_NAME:
         raise ValueError(f"a name has at most {MAX_NAME} characters")
     for ch in value:
-        if ch == ":" or unicodedata.category(ch).startswith(("C", "Z")) and ch != " ":
+        if ch == ":" or (unicodedata.category(ch).startswith(("C", "Z")) and ch != " "):
             raise ValueError(f"a name may not contain {_describe(ch)}")
     if value != value.strip():
         raise ValueError("a name may not start or end with a space")
