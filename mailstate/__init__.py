@@ -1,3 +1,3 @@
-"""mailstate: hosted e-mail as code — YAML domain files reconciled onto Postfix, Dovecot and postgrey."""
+"""mailstate: hosted e-mail as code, reconciled onto Postfix, Dovecot and postgrey."""
 
 __version__ = "0.1.0"

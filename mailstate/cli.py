@@ -90,3 +90,117 @@ def schema(which: str, out: Path | None) -> None:
         out.write_text(text + "\n")
     else:
         click.echo(text)
+
+
+def _target_options(fn):
+    fn = click.option("--identity", help="SSH private key file (default: config, then agent)")(fn)
+    fn = click.option("--known-hosts", help="known_hosts file (default: config, then "
+                      "~/.ssh/known_hosts)")(fn)
+    fn = click.option("--target", help="override the server's target: local:DIR or "
+                      "ssh://user@host[:port] (one server only)")(fn)
+    return click.argument("paths", nargs=-1)(fn)
+
+
+def _prepare(paths, target, known_hosts, identity):
+    from .reconcile import open_transport, prepare, target_of
+    from .transport.base import TransportError
+
+    desired, _ = _load_or_exit(paths)
+    servers = sorted({i.server for i in desired.inputs if i.spec.domain in desired.repo.selected})
+    if target and len(servers) > 1:
+        click.secho(f"error: --target names one server, but these files use {len(servers)}: "
+                    f"{', '.join(servers)}", fg="red", err=True)
+        sys.exit(1)
+    prepared = []
+    try:
+        for server in servers:
+            config = desired.server_config(server)
+            transport = open_transport(target_of(desired, server, target), config,
+                                       desired.repo.root, known_hosts, identity)
+            prepared.append(prepare(desired, server, transport))
+    except TransportError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    return desired, prepared
+
+
+@main.command()
+@_target_options
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="save the plan (JSON) for `apply --plan`")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="exit 0 for no changes, 2 for changes, 1 for an error")
+def plan(paths, target, known_hosts, identity, fmt, out, detailed_exitcode) -> None:
+    """Show what apply would change on each server."""
+    from .plan import Plan
+
+    _, prepared = _prepare(paths, target, known_hosts, identity)
+    result = Plan([p.plan for p in prepared])
+    for p in prepared:
+        p.transport.close()
+    view = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
+    click.echo(view[fmt](), nl=False)
+    if out:
+        out.write_text(result.to_json())
+        click.echo(f"Saved the plan to {out}; apply it with `mailstate apply --plan {out}`.",
+                   err=True)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+@main.command()
+@_target_options
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="apply a plan saved with `plan --out` (refused if stale)")
+@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
+@click.option("--force", is_flag=True, help="overwrite managed files that were edited by hand")
+def apply(paths, target, known_hosts, identity, plan_file, auto_approve, force) -> None:
+    """Apply the domain files to their servers."""
+    from .apply import ApplyRefused, apply_server
+    from .plan import Plan
+    from .transport.base import TransportError
+
+    desired, prepared = _prepare(paths, target, known_hosts, identity)
+    current = Plan([p.plan for p in prepared])
+    click.echo(current.to_text(), nl=False)
+    try:
+        if plan_file:
+            _check_saved(Plan.from_json(plan_file.read_text()), current)
+        if not current.has_changes:
+            return
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise ApplyRefused("no terminal to confirm on; review the plan and run again "
+                                   "with --auto-approve (or apply a saved plan with --plan)")
+            if click.prompt("Apply these changes? Only 'yes' is accepted", default="",
+                            show_default=False) != "yes":
+                raise ApplyRefused("not confirmed; nothing was changed")
+        for p in prepared:
+            applied = apply_server(p, desired.servers[p.plan.server], force=force)
+            for line in applied.output:
+                click.echo(f"{p.plan.server}: {line}")
+    except (ApplyRefused, TransportError, ValueError) as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    finally:
+        for p in prepared:
+            p.transport.close()
+    click.secho("Apply complete. " + current.summary().removeprefix("Plan: "), fg="green")
+
+
+def _check_saved(saved, current) -> None:
+    from .apply import ApplyRefused
+
+    before = {s.server: s for s in saved.servers}
+    for server in current.servers:
+        old = before.get(server.server)
+        if old is None:
+            raise ApplyRefused(f"the saved plan does not cover server {server.server!r}")
+        if old.live_fingerprint != server.live_fingerprint:
+            raise ApplyRefused(f"the saved plan is stale: server {server.server!r} changed "
+                               "since it was made; run plan again")
+        if old.desired_fingerprint != server.desired_fingerprint:
+            raise ApplyRefused(f"the saved plan is stale: the domain files for "
+                               f"{server.server!r} changed since it was made; run plan again")

@@ -42,7 +42,7 @@ class Facts(BaseModel):
 
     @property
     def dovecot24(self) -> bool:
-        major, minor, *_ = (self.dovecot_version.split(".") + ["0", "0"])[:2]
+        major, minor = [*self.dovecot_version.split("."), "0", "0"][:2]
         return (int(major), int(minor)) >= (2, 4)
 
 

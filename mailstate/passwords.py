@@ -34,10 +34,12 @@ def check_hash(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"a password must be a hash; {HOW_TO}")
     if not value.startswith("{") or "}" not in value:
-        raise ValueError(f"this looks like a plain-text password, which may not be in git; {HOW_TO}")
+        raise ValueError(f"this looks like a plain-text password, which may not be in git; "
+                         f"{HOW_TO}")
     scheme, _, digest = value[1:].partition("}")
     if scheme.upper() in ("PLAIN", "CLEAR", "CLEARTEXT", "PLAIN-TRUNC"):
-        raise ValueError(f"{{{scheme}}} is a plain-text password, which may not be in git; {HOW_TO}")
+        raise ValueError(f"{{{scheme}}} is a plain-text password, which may not be in git; "
+                         f"{HOW_TO}")
     handler = SCHEMES.get(scheme)
     if handler is None:
         raise ValueError(f"unsupported password scheme {{{scheme}}}; use one of "

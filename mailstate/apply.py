@@ -1,0 +1,127 @@
+"""Plan -> staged upload, server-side checks, atomic swap, reload, verify, roll back on failure.
+
+Two round trips per server after the read: one uploads the staged generation (a tar on stdin),
+one runs ``server-activate.sh`` from it, which checks with the server's own tools, keeps the
+current files as a generation, swaps the new ones in with rename(2), reloads only the daemons
+whose files changed, and puts everything back if a daemon does not come back. The count does
+not grow with the number of mailboxes. A plan with nothing to do makes no round trip at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+
+from .reconcile import Prepared, sha256
+from .render import render_welcome
+from .retention import prune
+from .state import ServerState
+from .transport.base import TransportError, script
+
+PUSH = """set -eu
+umask 077
+dir="${MAILSTATE_ROOT:-}$1"
+mkdir -p "$dir"
+rm -rf "$dir/stage"
+mkdir "$dir/stage"
+tar -xf - -C "$dir/stage"
+"""
+ACTIVATE = 'exec sh "${MAILSTATE_ROOT:-}$1/stage/activate.sh"'
+
+
+class ApplyRefused(Exception):
+    """Apply stopped before changing anything; the message says why and what to do."""
+
+
+@dataclass
+class Applied:
+    server: str
+    changed: bool
+    output: list[str] = field(default_factory=list)
+
+
+def _lines(items: list[str]) -> bytes:
+    return "".join(f"{i}\n" for i in items).encode()
+
+
+def generation_id(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = None) -> bytes:
+    """The generation to upload: new files, the activation script, and its meta/ lists."""
+    layout, plan, wanted = prep.layout, prep.plan, prep.rendered.by_path()
+    written = [wanted[a.path] for a in plan.files if a.action == "write"]
+    removed = [a.path for a in plan.files if a.action == "remove"]
+    gen = generation_id(now)
+    live = prep.snapshot.files
+    commands = prep.config.commands
+    settings = {k: v for k, v in prep.rendered.postfix_settings.items()
+                if prep.snapshot.postconf.get(k) != v}
+    manifest = {"format": 1, "generation": gen,
+                "files": {p: sha256(f.content) for p, f in sorted(wanted.items())}}
+    mailboxes = state.mailboxes()
+    meta: dict[str, bytes] = {
+        "state_dir": layout.state_dir.encode(),
+        "db_type": prep.snapshot.facts.db_type.encode(),
+        "generation": gen.encode(),
+        "expect": _lines([f"{sha256(live[a.path]) if a.path in live else 'absent'} {a.path}"
+                          for a in plan.files]),
+        "write": _lines([f"{f.mode:o} {f.group} {f.path}" for f in written]),
+        "remove": _lines(removed),
+        "postmap": _lines([f.path for f in written if f.postmap]),
+        "sieve": _lines([f.path for f in written if f.path.endswith(".sieve")]),
+        "check_dovecot": _lines([f.path for f in written if f.service == "dovecot"]),
+        "dovecot_fragment": layout.dovecot_fragment.encode(),
+        "postconf": _lines([f"{k} = {v}" for k, v in sorted(settings.items())]),
+        "reload": _lines(plan.reloads),
+        "cmd_postfix": commands.postfix_reload.encode(),
+        "cmd_dovecot": commands.dovecot_reload.encode(),
+        "cmd_postgrey": commands.postgrey_restart.encode(),
+        "vmail": f"{layout.vmail_uid} {layout.vmail_gid} {layout.vmail_dir}".encode(),
+        "lmtp_socket": f"/var/spool/postfix/{layout.lmtp_socket}".encode(),
+        "prune": _lines(prune([*prep.snapshot.generations, gen])),
+        "manifest.json": json.dumps(manifest, indent=1).encode(),
+    }
+    members: dict[str, tuple[bytes, int]] = {
+        "activate.sh": (script("server-activate.sh").encode(), 0o700)}
+    members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
+    members.update({f"files{f.path}": (f.content, 0o600) for f in written})
+    for login in plan.welcome:
+        members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, (data, mode) in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def apply_server(prep: Prepared, state: ServerState, force: bool = False) -> Applied:
+    """Apply one server's plan; raises ApplyRefused or TransportError with a clear message."""
+    plan = prep.plan
+    if not plan.has_changes:
+        return Applied(plan.server, False, ["no changes; nothing written, nothing reloaded"])
+    if plan.drift and not force:
+        raise ApplyRefused(
+            f"{plan.server}: {', '.join(plan.drift)} changed by hand since the last apply; "
+            "look at the difference, then apply with --force to overwrite it")
+    tar = build_stage(prep, state)
+    state_dir = prep.layout.state_dir
+    pushed = prep.transport.run(PUSH, [state_dir], tar)
+    if pushed.returncode != 0:
+        raise TransportError(f"{plan.server}: uploading the new files failed: {pushed.message}")
+    result = prep.transport.run(ACTIVATE, [state_dir])
+    output = result.stdout.decode("utf-8", "replace").splitlines()
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)
+        what = {75: "another apply holds the lock", 76: "the plan is stale",
+                10: "a check on the server failed; nothing was changed",
+                20: "a daemon failed after the swap; the previous files were restored"}
+        reason = what.get(result.returncode, f"exit {result.returncode}")
+        raise TransportError(f"{plan.server}: apply failed ({reason}):\n{detail}")
+    return Applied(plan.server, True, output)

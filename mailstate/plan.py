@@ -1,0 +1,304 @@
+"""A plan: what apply would change, as data, with text, markdown and JSON views.
+
+Changes are computed between two ``ServerState``s (desired vs. live, parsed from the server's
+files), object by object, with DeepDiff finding the fields that differ inside an object. So a
+plan speaks of mailboxes, addresses and forwards, never of lines, and a reordered file is no
+change. Beside the changes a plan carries what apply needs to check it is still valid: the
+files to write, the daemons to reload, and fingerprints of the live and desired states.
+Password hashes never appear in any view.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from .state import Domain, Mailbox, ServerState
+from .values import format_duration, format_size
+
+SECRET_FIELDS = {"password"}
+SYMBOL = {"add": "+", "change": "~", "remove": "-"}
+
+
+@dataclass
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class Change:
+    action: str  # add | change | remove
+    kind: str  # domain, mailbox, alias, domain alias, catch-all, greylisting, postfix setting
+    name: str
+    domain: str | None = None
+    fields: list[FieldChange] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class FileAction:
+    path: str
+    action: str  # write | remove
+    service: str
+    reason: str  # new | changed | adopt (existed, not written by mailstate before)
+
+
+@dataclass
+class ServerPlan:
+    server: str
+    target: str
+    changes: list[Change] = field(default_factory=list)
+    files: list[FileAction] = field(default_factory=list)
+    reloads: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # managed files edited by hand
+    warnings: list[str] = field(default_factory=list)
+    welcome: list[str] = field(default_factory=list)  # logins that get a welcome mail
+    live_fingerprint: str = ""
+    desired_fingerprint: str = ""
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes or self.files)
+
+
+@dataclass
+class Plan:
+    servers: list[ServerPlan]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"add": 0, "change": 0, "remove": 0}
+        for server in self.servers:
+            for change in server.changes:
+                counts[change.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(s.has_changes for s in self.servers)
+
+    def summary(self) -> str:
+        c = self.counts()
+        if not self.has_changes:
+            return "No changes. The servers match the domain files."
+        text = f"Plan: {c['add']} to add, {c['change']} to change, {c['remove']} to remove."
+        if not any(s.changes for s in self.servers):
+            text += " (Only file layout differs; the state is the same.)"
+        return text
+
+    # ---------------------------------------------------------------- views
+
+    def to_text(self) -> str:
+        lines: list[str] = []
+        for server in self.servers:
+            lines.append(f"Server {server.server} ({server.target})")
+            lines += [f"  ! {w}" for w in server.warnings]
+            lines += [f"  ! drift: {p} was edited by hand since the last apply" for p in
+                      server.drift]
+            for domain, changes in _by_domain(server.changes):
+                indent = "  "
+                if domain:
+                    lines.append(f"  {domain}")
+                    indent = "    "
+                for change in changes:
+                    lines.append(f"{indent}{SYMBOL[change.action]} {_headline(change)}")
+                    lines += [f"{indent}    {f.field}: {_show(f.old)} -> {_show(f.new)}"
+                              for f in change.fields if change.action == "change"]
+            if server.files:
+                written = [f for f in server.files if f.action == "write"]
+                removed = [f for f in server.files if f.action == "remove"]
+                lines.append(f"  files: {len(written)} to write, {len(removed)} to remove; "
+                             f"reload: {', '.join(server.reloads) or 'nothing'}")
+            elif not server.changes:
+                lines.append("  no changes")
+            lines.append("")
+        lines.append(self.summary())
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        c = self.counts()
+        out = [f"### mailstate plan: {c['add']} to add, {c['change']} to change, "
+               f"{c['remove']} to remove", ""]
+        for server in self.servers:
+            out.append(f"#### Server `{server.server}` ({server.target})")
+            out.append("")
+            out += [f"> :warning: {w}" for w in server.warnings]
+            out += [f"> :warning: drift: `{p}` was edited by hand since the last apply"
+                    for p in server.drift]
+            if server.changes:
+                out += ["| | domain | what | details |", "|---|---|---|---|"]
+                for change in server.changes:
+                    details = "<br>".join(f"{f.field}: {_show(f.old)} → {_show(f.new)}"
+                                          for f in change.fields) or change.note
+                    out.append(f"| {SYMBOL[change.action]} | {change.domain or ''} | "
+                               f"{_md(_headline(change))} | {_md(details)} |")
+            else:
+                out.append("No changes.")
+            if server.files:
+                out.append("")
+                out.append(f"{len(server.files)} file(s) to write or remove; reload: "
+                           f"{', '.join(server.reloads) or 'nothing'}.")
+            out.append("")
+        out.append(self.summary())
+        return "\n".join(out) + "\n"
+
+    def to_json(self) -> str:
+        return json.dumps({"format": 1, "summary": self.counts(), "has_changes": self.has_changes,
+                           "servers": [asdict(s) for s in self.servers]}, indent=2,
+                          default=str) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        if data.get("format") != 1:
+            raise ValueError("not a mailstate plan file (format 1)")
+        servers = []
+        for s in data["servers"]:
+            changes = [Change(**{**c, "fields": [FieldChange(**f) for f in c["fields"]]})
+                       for c in s.pop("changes")]
+            files = [FileAction(**f) for f in s.pop("files")]
+            servers.append(ServerPlan(**s, changes=changes, files=files))
+        return cls(servers)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _by_domain(changes: list[Change]) -> list[tuple[str | None, list[Change]]]:
+    groups: dict[str | None, list[Change]] = {}
+    for change in changes:
+        groups.setdefault(change.domain, []).append(change)
+    return list(groups.items())
+
+
+def _headline(change: Change) -> str:
+    text = f"{change.kind} {change.name}"
+    if change.note:
+        text += f": {change.note}"
+    return text
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+# ---------------------------------------------------------------- computing changes
+
+
+def _view(mailbox: Mailbox) -> dict[str, Any]:
+    """A mailbox as the plan shows it: readable units, no hash."""
+    data = mailbox.model_dump(mode="json", exclude={"login", "domain"})
+    data["quota"] = format_size(mailbox.quota)
+    if mailbox.vacation:
+        data["vacation"]["interval"] = format_duration(mailbox.vacation.interval)
+    return data
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    diff = DeepDiff(old, new, ignore_order=True, view="tree")
+    names: set[str] = set()
+    for report in diff.values():
+        for level in report:
+            path = level.path(output_format="list")
+            names.add(".".join(map(str, path[:2])) if path[:1] == ["vacation"] and
+                      len(path) > 1 and old.get("vacation") and new.get("vacation")
+                      else str(path[0]))
+    changes = []
+    for name in sorted(names):
+        top, _, sub = name.partition(".")
+        before = old.get(top) if not sub else (old.get(top) or {}).get(sub)
+        after = new.get(top) if not sub else (new.get(top) or {}).get(sub)
+        if top in SECRET_FIELDS:
+            before, after = "(hash)", "(new hash)"
+        elif top == "vacation" and not sub:
+            before, after = ("on" if before else "off"), ("on" if after else "off")
+        elif sub == "message":
+            before, after = "(old text)", "(new text)"
+        changes.append(FieldChange(name, before, after))
+    return changes
+
+
+def _mailbox_note(m: Mailbox) -> str:
+    parts = [m.name, format_size(m.quota)]
+    if m.addresses:
+        parts.append("addresses " + ", ".join(m.addresses))
+    if not m.primary_enabled:
+        parts.append("primary address off")
+    if m.forward:
+        copy = "keeping a copy" if m.keep_copy else "no copy"
+        parts.append(f"forward to {', '.join(m.forward)} ({copy})")
+    if m.vacation:
+        parts.append(f"vacation every {format_duration(m.vacation.interval)}")
+    return "; ".join(parts)
+
+
+def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[Change]:
+    empty = Domain(name=name)
+    before, after = old or empty, new or empty
+    out: list[Change] = []
+    if old is None:
+        out.append(Change("add", "domain", name, name))
+    elif new is None:
+        out.append(Change("remove", "domain", name, name,
+                          note="mail to it is refused; mailboxes are disabled, mail kept"))
+    for alias in sorted(set(after.domain_aliases) - set(before.domain_aliases)):
+        out.append(Change("add", "domain alias", alias, name, note=f"receives {name}'s mail"))
+    for alias in sorted(set(before.domain_aliases) - set(after.domain_aliases)):
+        out.append(Change("remove", "domain alias", alias, name))
+    if old and new and before.greylisting != after.greylisting:
+        out.append(Change("change", "greylisting", name, name,
+                          [FieldChange("greylisting", before.greylisting, after.greylisting)]))
+    if before.catch_all != after.catch_all:
+        action = "add" if not before.catch_all else "remove" if not after.catch_all else "change"
+        out.append(Change(action, "catch-all", f"@{name}", name,
+                          [FieldChange("to", list(before.catch_all), list(after.catch_all))],
+                          note=", ".join(after.catch_all)))
+    for login in sorted(set(before.mailboxes) | set(after.mailboxes)):
+        a, b = before.mailboxes.get(login), after.mailboxes.get(login)
+        if a == b:
+            continue
+        if a is None:
+            out.append(Change("add", "mailbox", login, name, note=_mailbox_note(b)))  # type: ignore
+        elif b is None:
+            out.append(Change("remove", "mailbox", login, name,
+                              note="disabled: mail to it is refused, its mail stays on disk"))
+        else:
+            out.append(Change("change", "mailbox", login, name,
+                              _field_changes(_view(a), _view(b))))
+    for address in sorted(set(before.aliases) | set(after.aliases)):
+        a_t, b_t = before.aliases.get(address), after.aliases.get(address)
+        if a_t == b_t:
+            continue
+        if a_t is None:
+            out.append(Change("add", "alias", address, name, note="-> " + ", ".join(b_t or ())))
+        elif b_t is None:
+            out.append(Change("remove", "alias", address, name))
+        else:
+            out.append(Change("change", "alias", address, name,
+                              [FieldChange("to", list(a_t), list(b_t))]))
+    return out
+
+
+def diff_states(live: ServerState, desired: ServerState) -> list[Change]:
+    """Object-level changes from live to desired. Equal objects are skipped cheaply."""
+    changes: list[Change] = []
+    if live.greylisting != desired.greylisting:
+        old, new = live.greylisting.model_dump(), desired.greylisting.model_dump()
+        changes.append(Change("change", "greylisting settings", "postgrey", None,
+                              [FieldChange(k, old[k], new[k]) for k in old if old[k] != new[k]]))
+    for name in sorted(set(live.domains) | set(desired.domains)):
+        old, new = live.domains.get(name), desired.domains.get(name)
+        if old != new:
+            changes += _domain_changes(name, old, new)
+    return changes

@@ -1,0 +1,123 @@
+"""What every target does: run a fixed script with data on stdin, in one round trip.
+
+A target (``local:DIR`` or ``ssh://user@host``) only knows how to run ``sh`` with a script
+and bytes on standard input and to return what came back. The scripts themselves
+(``templates/server-*.sh``) are the same for both, so the local target that unit tests use
+runs the very code a real server runs, minus the server programs.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Protocol
+
+from ..layout import Facts, Layout
+
+
+class TransportError(Exception):
+    """The target could not be reached or a script failed; the message says which and why."""
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def message(self) -> str:
+        return (self.stderr or self.stdout).decode("utf-8", "replace").strip()
+
+
+class Transport(Protocol):
+    name: str
+    round_trips: int
+
+    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
+        """Run `sh -c script sh args...` on the target with stdin; one round trip."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def script(name: str) -> str:
+    return files("mailstate.templates").joinpath(name).read_text()
+
+
+def sh_command(script_text: str, args: list[str]) -> str:
+    """A fixed script plus validated arguments as one shell command line."""
+    return " ".join(["sh", "-c", shlex.quote(script_text), "mailstate",
+                     *(shlex.quote(a) for a in args)])
+
+
+@dataclass
+class Snapshot:
+    """The live state of a server as read in one round trip."""
+
+    files: dict[str, bytes]  # absolute path -> content
+    facts: Facts
+    postconf: dict[str, str]  # `postconf -n`
+    generations: list[str] = field(default_factory=list)
+
+
+def read_paths(layout: Layout) -> list[str]:
+    """Everything mailstate owns on a server (directories are read whole)."""
+    return [layout.postfix_dir, layout.dovecot_dir, layout.sieve_dir, layout.dovecot_fragment,
+            layout.postgrey_default, f"{layout.postgrey_dir}/whitelist_clients.local",
+            f"{layout.postgrey_dir}/whitelist_recipients.local",
+            f"{layout.state_dir}/manifest.json"]
+
+
+def _postconf(text: str) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and key:  # main.cf continuation line
+            settings[key] += " " + line.strip()
+            continue
+        if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
+            key = None
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        settings[key] = value.strip()
+    return settings
+
+
+def _members(data: bytes) -> dict[str, bytes]:
+    """The regular files of a tar archive by name (an empty archive gives nothing)."""
+    if not data:
+        return {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+                for m in tar.getmembers() if m.isfile()}
+
+
+def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) -> Snapshot:
+    """One round trip: managed files, versions, map type, main.cf settings."""
+    stdin = "".join(p + "\n" for p in read_paths(layout)).encode()
+    result = transport.run(script("server-read.sh"), [layout.state_dir], stdin)
+    if result.returncode != 0:
+        raise TransportError(f"{transport.name}: reading the live state failed: {result.message}")
+    try:
+        outer = _members(result.stdout)
+        facts_raw = {name[6:]: data.decode("utf-8", "replace").strip()
+                     for name, data in outer.items() if name.startswith("facts/")}
+        found = {"/" + name: data for name, data in _members(outer.get("files.tar", b"")).items()}
+    except (tarfile.TarError, AttributeError) as exc:
+        raise TransportError(f"{transport.name}: unreadable answer from the server: {exc}") \
+            from None
+    facts = default_facts
+    version = facts_raw.get("dovecot_version", "").split(" ")[0]
+    if version and version[0].isdigit():
+        facts = facts.model_copy(update={"dovecot_version": version})
+    if facts_raw.get("postfix_version"):
+        facts = facts.model_copy(update={"postfix_version": facts_raw["postfix_version"]})
+    if facts_raw.get("db_type"):
+        facts = facts.model_copy(update={"db_type": facts_raw["db_type"]})
+    return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
+                    sorted(facts_raw.get("generations", "").split()))
