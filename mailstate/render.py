@@ -186,7 +186,7 @@ def sieve_path(layout: Layout, mb: Mailbox) -> str:
 def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
     """Per-user Dovecot fields: the quota and, if the mailbox has one, its Sieve script."""
     if facts.dovecot24:
-        out = [dovecot.QUOTA_24 + dovecot.size(mb.quota)]
+        out = [dovecot.QUOTA_24 + dovecot.size(mb.quota, zero="unlimited")]
         if mb.vacation is not None:
             out.append(dovecot.SIEVE_24 + sieve_path(layout, mb))
     else:

@@ -17,18 +17,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 QUOTA_23 = "userdb_quota_rule=*:storage="
 QUOTA_24 = "userdb_quota_storage_size="
 SIEVE_23 = "userdb_sieve=file:"
-SIEVE_24 = "userdb_sieve_script_personal_path="
+SIEVE_24 = "userdb_sieve_script/personal/path="
 # Compiled binaries of a script outside the home go to the home, the only place the mail
 # user may write to (the script itself lives in a root-owned directory).
 SIEVE_23_BINDIR = ";bindir=~/.mailstate-sieve-bin"
 
 
-def size(n: int) -> str:
-    """Bytes as Dovecot's size syntax, in the largest 1024-power unit that divides exactly."""
+def size(n: int, zero: str = "0") -> str:
+    """Bytes as Dovecot's size syntax, in the largest 1024-power unit that divides exactly.
+
+    A quota of 0 means no limit: 2.3's quota_rule spells it "0", 2.4 "unlimited".
+    """
     if n < 0:
         raise ValueError(f"negative size: {n}")
     if n == 0:
-        return "0"
+        return zero
     for unit, factor in _UNITS:
         if n % factor == 0:
             return f"{n // factor}{unit}"
@@ -37,6 +40,8 @@ def size(n: int) -> str:
 
 def parse_size(text: str) -> int | None:
     """The inverse of ``size``; None when the text is not one."""
+    if text == "unlimited":
+        return 0
     m = _SIZE.fullmatch(text)
     if not m:
         return None
