@@ -232,9 +232,10 @@ def read_yaml(path: Path | str, text: str | None = None) -> Document:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise Problems([Issue(name, None, None,
-                                  f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
-                            ]) from None
+            line = raw[: exc.start].count(b"\n") + 1
+            column = exc.start - raw.rfind(b"\n", 0, exc.start)
+            raise Problems([Issue(name, line, column, f"not UTF-8 text (byte {exc.start}); "
+                                  "save the file as UTF-8")]) from None
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise Problems([Issue(name, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
     if "\x00" in text:

@@ -265,3 +265,19 @@ def forward_to_self(desired: Desired) -> Iterator[Issue]:
                 yield item.doc.issue(("mailboxes", box.login, "forward", "to"),
                                      "a mailbox cannot forward to its own address; use "
                                      "`keep_copy: true` to keep mail in the mailbox")
+
+
+MAX_TARGETS = 1000  # Postfix's virtual_alias_expansion_limit: more would bounce at delivery
+
+
+@rule
+def alias_size(desired: Desired) -> Iterator[Issue]:
+    """An alias (or catch-all) that expands to more addresses than Postfix delivers to."""
+    for item in desired.inputs:
+        lists = [(("aliases", local), item.spec.aliases[local]) for local in item.spec.aliases]
+        lists += [(("role_aliases", r), t) for r, t in item.spec.role_aliases.items()]
+        lists += [(("catch_all",), item.spec.catch_all)]
+        for loc, targets in lists:
+            if len(targets) > MAX_TARGETS:
+                yield item.doc.issue(loc, f"{len(targets)} targets; at most {MAX_TARGETS} (Postfix "
+                                     "delivers to no more): use a mailing list instead")
