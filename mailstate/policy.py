@@ -26,7 +26,10 @@ def rule(fn: Rule) -> Rule:
 
 
 def check(desired: Desired) -> list[Issue]:
-    return [issue for fn in RULES for issue in fn(desired)]
+    try:
+        return [issue for fn in RULES for issue in fn(desired)]
+    finally:
+        _INDEX.clear()
 
 
 def _by_account(desired: Desired) -> dict[str, list[DomainInput]]:
@@ -147,30 +150,44 @@ def unique_addresses(desired: Desired) -> Iterator[Issue]:
                                      f"{address} is already {seen[address]}; remove one")
 
 
-def _local_addresses(desired: Desired, server: str) -> tuple[set[str], set[str], dict]:
-    """Addresses that exist on a server, the domains it hosts, and address -> next hops."""
+AddressIndex = tuple[set[str], set[str], dict[str, set[str]]]
+_INDEX: dict[tuple[int, str], AddressIndex] = {}
+
+
+def _local_addresses(desired: Desired, server: str) -> AddressIndex:
+    """Addresses that exist on a server, the domains it hosts, and address -> next hops.
+
+    Built once per server and run (several rules need it); linear in the number of addresses.
+    """
+    key = (id(desired), server)
+    if key in _INDEX:
+        return _INDEX[key]
     exists: set[str] = set()
     hosted: set[str] = set()
     edges: dict[str, set[str]] = defaultdict(set)
     for domain in desired.servers[server].domains.values():
         hosted.add(domain.name)
         hosted.update(domain.domain_aliases)
+        own: set[str] = set()
         for box in domain.mailboxes.values():
-            exists.add(box.address)
+            own.add(box.address)
             for extra in box.addresses:
-                exists.add(extra)
+                own.add(extra)
                 edges[extra].add(box.address)
-            edges[box.address].update(box.forward)
+            if box.forward:
+                edges[box.address].update(box.forward)
         for address, targets in domain.aliases.items():
-            exists.add(address)
+            own.add(address)
             edges[address].update(targets)
+        exists |= own
         for alias in domain.domain_aliases:
-            for address in list(exists):
-                local, at = address.split("@")
-                if at == domain.name:
-                    exists.add(f"{local}@{alias}")
-                    edges[f"{local}@{alias}"].add(address)
-    return exists, hosted, edges
+            for address in own:
+                if address.endswith(f"@{domain.name}"):
+                    other = f"{address.rpartition('@')[0]}@{alias}"
+                    exists.add(other)
+                    edges[other].add(address)
+    _INDEX[key] = (exists, hosted, edges)
+    return _INDEX[key]
 
 
 @rule
@@ -224,7 +241,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             if nxt is None:
                 stack.pop()
                 colour[path.pop()] = 2
-            elif nxt != path[-1] and colour.get(nxt) == 1:
+            elif colour.get(nxt) == 1:  # back to the path: a loop (also an alias to itself)
                 cycles.append(path[path.index(nxt):])
             elif nxt not in colour:
                 colour[nxt] = 1

@@ -100,7 +100,8 @@ class Server(Strict):
 
 class Defaults(Strict):
     quota: Size = Field(default=3 * GIB, description="mailbox quota when a mailbox has none")
-    vacation_interval: Duration = Field(default=600, description="manual §9: 10 minutes")
+    vacation_interval: Duration = Field(default=600, ge=1, le=30 * 86400,
+                                        description="manual §9: 10 minutes")
 
 
 class Config(Strict):

@@ -197,6 +197,8 @@ def parse_duration(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("a duration is written like 10m, 1h or 2d")
     if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value}: a duration cannot be negative; write e.g. 10m")
         return value
     if not isinstance(value, str):
         raise ValueError("a duration is written like 10m, 1h or 2d")
