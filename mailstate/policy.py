@@ -102,7 +102,10 @@ def unique_names(desired: Desired) -> Iterator[Issue]:
             names = [(item.spec.domain, ("domain",))]
             names += [(a, ("domain_aliases", n)) for n, a in enumerate(item.spec.domain_aliases)]
             for name, loc in names:
-                if name in owners:
+                if owners.get(name) is item:
+                    yield item.doc.issue(loc, f"{name} is this file's own domain; remove it "
+                                         "from domain_aliases")
+                elif name in owners:
                     yield item.doc.issue(loc, f"domain {name} is already defined in "
                                          f"{owners[name].doc.path} on server {server!r}")
                 else:
@@ -180,7 +183,7 @@ def _local_addresses(desired: Desired, server: str) -> AddressIndex:
             own.add(address)
             edges[address].update(targets)
         exists |= own
-        for alias in domain.domain_aliases:
+        for alias in set(domain.domain_aliases) - {domain.name}:
             for address in own:
                 if address.endswith(f"@{domain.name}"):
                     other = f"{address.rpartition('@')[0]}@{alias}"
