@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from fractions import Fraction
 from typing import Annotated
 
 import idna
@@ -31,6 +32,7 @@ _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIB = 1024**2
+MAX_SIZE = 1024**5  # 1024T: more than any disk, small enough for every daemon's counters
 
 
 def _describe(ch: str) -> str:
@@ -177,9 +179,13 @@ def parse_size(value: object) -> int:
     if not m:
         raise ValueError(f"{value!r} is not a size; write e.g. 500M or 3G (units of 1024)")
     number, unit = m.groups()
-    size = float(number) * _UNITS[unit.lower()]
-    if size != int(size) or int(size) % MIB:
+    if len(number) > 20:
+        raise ValueError(f"{value[:24]!r}… is too large a size; the limit is 1024T")
+    size = Fraction(number) * _UNITS[unit.lower()]  # exact: no float rounding, no overflow
+    if size.denominator != 1 or size % MIB:
         raise ValueError(f"{value!r} is not a whole number of megabytes")
+    if size > MAX_SIZE:
+        raise ValueError(f"{value!r} is too large a size; the limit is 1024T")
     return int(size)
 
 
