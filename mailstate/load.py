@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 import types
 import typing
 import warnings
@@ -196,10 +197,30 @@ class _Constructor:
         return None
 
 
+_LEAD = re.compile(r"^[ \t?-]*", re.MULTILINE)
+
+
+def _depth_bound(text: str) -> int:
+    """A cheap upper bound of the nesting depth, so that ordinary files skip the event scan.
+
+    Block nesting needs indentation or a '- '/'? ' marker per level (a sequence may sit at its
+    key's indentation, hence 2x); flow nesting needs a '[' or '{' per level (counted without
+    regard to quoting, so the bound only errs on the safe side).
+    """
+    lead = max((len(m) for m in _LEAD.findall(text)), default=0)
+    flow = depth = 0
+    for ch in re.sub(r"[^\[\]{}]+", "", text):
+        depth = depth + 1 if ch in "[{" else max(depth - 1, 0)
+        flow = max(flow, depth)
+    return 2 * lead + flow + 2
+
+
 def _too_deep(name: str, text: str) -> None:
     """Refuse deep nesting before composing: the C composer recurses, and crashes (a
     segmentation fault, not an exception) on a few hundred KB of '['. Events come from an
     iterative parser, so counting them is safe at any depth."""
+    if _depth_bound(text) <= MAX_DEPTH:
+        return
     loader = _Loader(text)
     try:
         depth = 0

@@ -88,12 +88,17 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         except (ValueError, KeyError, TypeError):
             manifest = {}
     live_files = {p: c for p, c in snapshot.files.items() if p != manifest_path}
-    parsed = parse(live_files, layout, snapshot.facts)
-    rendered = render(desired.servers[server], layout, snapshot.facts)
+    state = desired.servers[server]
+    rendered = render(state, layout, snapshot.facts)
     wanted = rendered.by_path()
 
-    plan = ServerPlan(server, transport.name, warnings=list(parsed.warnings))
-    plan.changes = diff_states(parsed.state, desired.servers[server])
+    plan = ServerPlan(server, transport.name)
+    if live_files != {p: f.content for p, f in wanted.items()}:
+        # Byte-identical files need no parse: render is deterministic and
+        # parse(render(s)) == s is property-tested, so the live state is the desired one.
+        parsed = parse(live_files, layout, snapshot.facts)
+        plan.warnings = list(parsed.warnings)
+        plan.changes = diff_states(parsed.state, state)
     for path, file in sorted(wanted.items()):
         live = live_files.get(path)
         if live == file.content:
