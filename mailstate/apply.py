@@ -92,6 +92,8 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
     for login in plan.welcome:
         members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
+        members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
+                                            0o600)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, (data, mode) in sorted(members.items()):

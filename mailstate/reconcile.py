@@ -97,7 +97,9 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         # Byte-identical files need no parse: render is deterministic and
         # parse(render(s)) == s is property-tested, so the live state is the desired one.
         parsed = parse(live_files, layout, snapshot.facts)
-        plan.warnings = list(parsed.warnings)
+        # Lines of a file mailstate never wrote (Debian's /etc/default/postgrey on a fresh
+        # server) are not news: apply adopts such files. Report only files mailstate owns.
+        plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
         plan.changes = diff_states(parsed.state, state)
     for path, file in sorted(wanted.items()):
         live = live_files.get(path)

@@ -199,7 +199,9 @@ for mail in "$STAGE"/welcome/*.eml; do
         mkdir -p "$ROOT$STATE_DIR/outbox" && cp "$mail" "$ROOT$STATE_DIR/outbox/"
         skipped "sendmail of $(basename "$mail") (kept in $STATE_DIR/outbox)"
     else
-        /usr/sbin/sendmail -t -i < "$mail" || say "warning: welcome mail $(basename "$mail") not sent" >&2
+        sender=$(cat "${mail%.eml}.from")
+        /usr/sbin/sendmail -t -i -f "$sender" < "$mail" \
+            || say "warning: welcome mail $(basename "$mail") not sent" >&2
         say "sent welcome mail $(basename "$mail" .eml)"
     fi
 done
