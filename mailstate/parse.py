@@ -347,8 +347,25 @@ def _vacation(script: sieve.Script) -> Vacation:
         raise ValueError(str(exc).splitlines()[0]) from exc
 
 
+# What the server derives from mailstate's files: postmap's indexed tables, compiled Sieve.
+DERIVED_SUFFIXES = (".db", ".lmdb", ".cdb", ".dbm", ".pag", ".dir", ".sdbm", ".svbin")
+
+
+def derived(path: str, layout: Layout) -> bool:
+    """A file made from a managed file on the server (not state, never a warning)."""
+    stem, dot, ext = path.rpartition(".")
+    if not dot or "." + ext not in DERIVED_SUFFIXES:
+        return False
+    return stem in managed_paths(layout).files or stem.startswith(layout.sieve_dir + "/")
+
+
 def parse(files: dict[str, bytes], layout: Layout, facts: Facts) -> Parsed:
-    """Parse the live files of one server; missing files are empty parts of the state."""
+    """Parse the live files of one server; missing files are empty parts of the state.
+
+    ``files`` maps absolute paths to contents; files the server derives from managed ones
+    (``postmap`` output, compiled Sieve binaries) may be included and are ignored.
+    """
+    files = {p: c for p, c in files.items() if not derived(p, layout)}
     reader = _Reader(files, layout, facts)
     state = reader.state()
     reader.compare(render(state, layout, facts))

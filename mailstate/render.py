@@ -44,6 +44,7 @@ ENV.filters.update(
     postfix_word=postfix.word,
     postfix_targets=postfix.targets,
     passwd_field=dovecot.field,
+    passwd_hash=dovecot.password,
     passwd_extra=dovecot.extra,
     sieve_string=sieve.string,
     sieve_list=sieve.string_list,

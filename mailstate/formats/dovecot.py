@@ -56,6 +56,13 @@ def field(value: str, what: str) -> str:
     return value
 
 
+def password(value: str) -> str:
+    """A scheme-prefixed hash: hashes never hold ':' or whitespace, so neither may this."""
+    if not value or re.search(r"[\s:]", value) or _CONTROL.search(value):
+        raise ValueError("cannot be a passwd-file password hash (value not shown)")
+    return value
+
+
 def extra(value: str) -> str:
     """One space-separated extra field."""
     if not value or re.search(r"\s", value) or _CONTROL.search(value):
