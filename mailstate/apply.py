@@ -94,6 +94,10 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
+    return _tar(members)
+
+
+def _tar(members: dict[str, tuple[bytes, int]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, (data, mode) in sorted(members.items()):
@@ -101,6 +105,41 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
             info.size, info.mode, info.mtime = len(data), mode, 0
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _run_stage(prep: Prepared, tar: bytes) -> list[str]:
+    """Upload a stage and run its activate.sh: two round trips, whatever the stage holds."""
+    server, state_dir = prep.plan.server, prep.layout.state_dir
+    pushed = prep.transport.run(PUSH, [state_dir], tar)
+    if pushed.returncode != 0:
+        raise TransportError(f"{server}: uploading the new files failed: {pushed.message}")
+    result = prep.transport.run(ACTIVATE, [state_dir])
+    output = result.stdout.decode("utf-8", "replace").splitlines()
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)
+        what = {75: "another apply holds the lock", 76: "the plan is stale",
+                10: "a check on the server failed; nothing was changed",
+                11: "no such generation; nothing was changed",
+                20: "a daemon failed after the swap; the previous files were restored"}
+        reason = what.get(result.returncode, f"exit {result.returncode}")
+        raise TransportError(f"{server}: failed ({reason}):\n{detail}")
+    return output
+
+
+def rollback_server(prep: Prepared, generation: str | None = None) -> Applied:
+    """Put back the files a generation kept (default: the newest, i.e. before the last apply)."""
+    generations = prep.snapshot.generations
+    if not generations:
+        raise ApplyRefused(f"{prep.plan.server}: no generations are kept on this server")
+    target = generation or generations[-1]
+    if target not in generations:
+        raise ApplyRefused(f"{prep.plan.server}: no generation {target!r}; kept: "
+                           f"{', '.join(generations)}")
+    meta = {"state_dir": prep.layout.state_dir, "db_type": prep.snapshot.facts.db_type,
+            "generation": generation_id(), "rollback": target}
+    members = {"activate.sh": (script("server-activate.sh").encode(), 0o700)}
+    members.update({f"meta/{k}": (v.encode(), 0o600) for k, v in meta.items()})
+    return Applied(prep.plan.server, True, _run_stage(prep, _tar(members)))
 
 
 def apply_server(prep: Prepared, state: ServerState, force: bool = False) -> Applied:
@@ -112,18 +151,4 @@ def apply_server(prep: Prepared, state: ServerState, force: bool = False) -> App
         raise ApplyRefused(
             f"{plan.server}: {', '.join(plan.drift)} changed by hand since the last apply; "
             "look at the difference, then apply with --force to overwrite it")
-    tar = build_stage(prep, state)
-    state_dir = prep.layout.state_dir
-    pushed = prep.transport.run(PUSH, [state_dir], tar)
-    if pushed.returncode != 0:
-        raise TransportError(f"{plan.server}: uploading the new files failed: {pushed.message}")
-    result = prep.transport.run(ACTIVATE, [state_dir])
-    output = result.stdout.decode("utf-8", "replace").splitlines()
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)
-        what = {75: "another apply holds the lock", 76: "the plan is stale",
-                10: "a check on the server failed; nothing was changed",
-                20: "a daemon failed after the swap; the previous files were restored"}
-        reason = what.get(result.returncode, f"exit {result.returncode}")
-        raise TransportError(f"{plan.server}: apply failed ({reason}):\n{detail}")
-    return Applied(plan.server, True, output)
+    return Applied(plan.server, True, _run_stage(prep, build_stage(prep, state)))

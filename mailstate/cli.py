@@ -204,3 +204,40 @@ def _check_saved(saved, current) -> None:
         if old.desired_fingerprint != server.desired_fingerprint:
             raise ApplyRefused(f"the saved plan is stale: the domain files for "
                                f"{server.server!r} changed since it was made; run plan again")
+
+
+@main.command()
+@_target_options
+@click.option("--generation", help="the generation to go back to (default: the newest, i.e. "
+              "the files as they were before the last apply)")
+@click.option("--list", "list_only", is_flag=True, help="list the generations kept and stop")
+@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
+def rollback(paths, target, known_hosts, identity, generation, list_only, auto_approve) -> None:
+    """Put back the files mailstate replaced in an earlier apply, and reload.
+
+    The domain files are not changed: afterwards `plan` shows what the files in git would
+    change again. Revert the commit too, or the next apply redoes what was rolled back.
+    """
+    from .apply import ApplyRefused, rollback_server
+    from .transport.base import TransportError
+
+    _, prepared = _prepare(paths, target, known_hosts, identity)
+    try:
+        for p in prepared:
+            kept = p.snapshot.generations
+            if list_only:
+                click.echo(f"{p.plan.server}: " + (", ".join(kept) or "no generations kept"))
+                continue
+            chosen = generation or (kept[-1] if kept else "?")
+            click.echo(f"{p.plan.server}: put back the files kept by generation {chosen}")
+            if not auto_approve and not (sys.stdin.isatty() and click.confirm("Roll back?")):
+                raise ApplyRefused("not confirmed (use --auto-approve without a terminal); "
+                                   "nothing was changed")
+            for line in rollback_server(p, generation).output:
+                click.echo(f"{p.plan.server}: {line}")
+    except (ApplyRefused, TransportError) as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    finally:
+        for p in prepared:
+            p.transport.close()

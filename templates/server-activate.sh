@@ -14,6 +14,9 @@
 #      on any failure put the previous generation back, reload again, exit non-zero;
 #   5. send welcome mails, drop old generations.
 #
+# With meta/rollback (holding a generation id) it instead puts that generation's files back,
+# with the lists the generation kept of what its apply wrote, and reloads those daemons.
+#
 # MAILSTATE_ROOT prefixes every path (the local target); MAILSTATE_NO_COMMANDS=1 skips the
 # server programs and says so.
 set -u
@@ -37,10 +40,93 @@ case "$DBTYPE" in
     *) fail "unsupported Postfix map type '$DBTYPE'" ;;
 esac
 
+
+# helpers --------------------------------------------------------------------------------
+swap_file() {  # $1 staged source, $2 live target, $3 mode, $4 group
+    mkdir -p "$(dirname "$2")" && cp "$1" "$2.mailstate-new" && chmod "$3" "$2.mailstate-new" \
+        && { [ "$NOCMD" = 1 ] || chgrp "${4:-root}" "$2.mailstate-new"; } \
+        && mv -f "$2.mailstate-new" "$2"
+}
+postconf_set() {  # key = value lines on stdin
+    if [ "$NOCMD" = 1 ]; then
+        mkdir -p "$ROOT/etc/postfix"
+        touch "$ROOT/etc/postfix/main.cf"
+        awk -F' = ' 'NR == FNR { want[$1] = $0; next }
+            { split($0, kv, / *= */); if (kv[1] in want) { print want[kv[1]]; done[kv[1]] = 1 }
+              else print }
+            END { for (k in want) if (!(k in done)) print want[k] }' \
+            - "$ROOT/etc/postfix/main.cf" > "$ROOT/etc/postfix/main.cf.mailstate-new" \
+            && mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf"
+    else
+        set --
+        while IFS= read -r line; do set -- "$@" "$(printf '%s' "$line" | sed 's/ = /=/')"; done
+        [ $# -eq 0 ] || postconf -e "$@"
+    fi
+}
+restore() {
+    say "restoring the files kept in generation $(basename "$GEN")" >&2
+    while read -r mode group path; do
+        if [ -f "$GEN/files$path" ]; then
+            swap_file "$GEN/files$path" "$ROOT$path" "$mode" "$group"
+        fi
+    done < "$GEN/write"
+    while read -r path; do
+        [ -f "$GEN/files$path" ] && cp -p "$GEN/files$path" "$ROOT$path"
+    done < "$GEN/remove"
+    while read -r path; do rm -f "$ROOT$path" "$ROOT$path.$DBEXT"; done < "$GEN/created"
+    if [ "$NOCMD" != 1 ]; then
+        while read -r path; do
+            [ -f "$ROOT$path" ] && postmap "$DBTYPE:$ROOT$path"
+        done < "$GEN/postmap"
+    fi
+    if [ -f "$GEN/postconf" ]; then postconf_set < "$GEN/postconf"; fi
+    if [ -f "$GEN/main.cf" ]; then cp -p "$GEN/main.cf" "$ROOT/etc/postfix/main.cf"; fi
+    reload_all || true
+}
+abort() { say "error: $1" >&2; restore; exit 20; }
+wait_lmtp() {
+    socket=$(cat "$GEN/lmtp_socket")
+    i=0
+    while [ ! -S "$socket" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -S "$socket" ]
+}
+reload_one() {
+    cmd=$(cat "$GEN/cmd_$1")
+    if [ "$NOCMD" = 1 ]; then skipped "reload $1 ($cmd)"; return 0; fi
+    out=$(sh -c "$cmd" 2>&1) || { say "$1: '$cmd' failed: $out" >&2; return 1; }
+    case "$1" in
+        dovecot) wait_lmtp || { say "dovecot: LMTP socket missing after reload" >&2; return 1; }
+                 doveadm service status > /dev/null 2>&1 \
+                     || { say "dovecot does not answer after reload" >&2; return 1; } ;;
+        postfix) postfix status > /dev/null 2>&1 \
+                     || { say "postfix is not running after reload" >&2; return 1; } ;;
+    esac
+    say "reloaded $1"
+}
+reload_all() {
+    rc=0
+    while read -r service; do reload_one "$service" || rc=1; done < "$GEN/reload"
+    return $rc
+}
+
 # 1. lock and compare-and-swap -----------------------------------------------------------
 mkdir -p "$ROOT$STATE_DIR/generations" || fail "cannot create $STATE_DIR"
 exec 9> "$ROOT$STATE_DIR/lock"
 flock -n 9 || fail "another mailstate apply is running on this server (lock $STATE_DIR/lock)" 75
+
+if [ -f "$META/rollback" ]; then
+    GEN="$ROOT$STATE_DIR/generations/$(cat "$META/rollback")"
+    [ -f "$GEN/write" ] || fail "no generation $(cat "$META/rollback") on this server" 11
+    restore
+    if [ -f "$GEN/manifest.json" ]; then
+        cp -p "$GEN/manifest.json" "$ROOT$STATE_DIR/manifest.json"
+    else
+        rm -f "$ROOT$STATE_DIR/manifest.json"
+    fi
+    say "rolled back to the files before generation $(cat "$META/rollback")"
+    rm -rf "$STAGE"
+    exit 0
+fi
 
 while read -r expected path; do
     if [ "$expected" = absent ]; then
@@ -98,50 +184,10 @@ if [ -s "$META/postconf" ]; then
         done < "$META/postconf" > "$GEN/postconf"
     fi
 fi
-cp "$META/reload" "$GEN/reload"
+for list in write remove postmap reload cmd_postfix cmd_dovecot cmd_postgrey lmtp_socket; do
+    cp "$META/$list" "$GEN/$list"
+done
 
-swap_file() {  # $1 staged source, $2 live target, $3 mode, $4 group
-    mkdir -p "$(dirname "$2")" && cp "$1" "$2.mailstate-new" && chmod "$3" "$2.mailstate-new" \
-        && { [ "$NOCMD" = 1 ] || chgrp "${4:-root}" "$2.mailstate-new"; } \
-        && mv -f "$2.mailstate-new" "$2"
-}
-postconf_set() {  # key = value lines on stdin
-    if [ "$NOCMD" = 1 ]; then
-        mkdir -p "$ROOT/etc/postfix"
-        touch "$ROOT/etc/postfix/main.cf"
-        awk -F' = ' 'NR == FNR { want[$1] = $0; next }
-            { split($0, kv, / *= */); if (kv[1] in want) { print want[kv[1]]; done[kv[1]] = 1 }
-              else print }
-            END { for (k in want) if (!(k in done)) print want[k] }' \
-            - "$ROOT/etc/postfix/main.cf" > "$ROOT/etc/postfix/main.cf.mailstate-new" \
-            && mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf"
-    else
-        set --
-        while IFS= read -r line; do set -- "$@" "$(printf '%s' "$line" | sed 's/ = /=/')"; done
-        [ $# -eq 0 ] || postconf -e "$@"
-    fi
-}
-restore() {
-    say "restoring the previous generation ($GENID)" >&2
-    while read -r mode group path; do
-        if [ -f "$GEN/files$path" ]; then
-            swap_file "$GEN/files$path" "$ROOT$path" "$mode" "$group"
-        fi
-    done < "$META/write"
-    while read -r path; do
-        [ -f "$GEN/files$path" ] && cp -p "$GEN/files$path" "$ROOT$path"
-    done < "$META/remove"
-    while read -r path; do rm -f "$ROOT$path" "$ROOT$path.$DBEXT"; done < "$GEN/created"
-    if [ "$NOCMD" != 1 ]; then
-        while read -r path; do
-            [ -f "$ROOT$path" ] && postmap "$DBTYPE:$ROOT$path"
-        done < "$META/postmap"
-    fi
-    if [ -f "$GEN/postconf" ]; then postconf_set < "$GEN/postconf"; fi
-    if [ -f "$GEN/main.cf" ]; then cp -p "$GEN/main.cf" "$ROOT/etc/postfix/main.cf"; fi
-    reload_all || true
-}
-abort() { say "error: $1" >&2; restore; exit 20; }
 
 while read -r mode group path; do
     swap_file "$STAGE/files$path" "$ROOT$path" "$mode" "$group" || abort "cannot write $path"
@@ -164,30 +210,6 @@ if [ ! -d "$ROOT$vdir" ]; then
 fi
 
 # 4. reload what changed, probe --------------------------------------------------------
-wait_lmtp() {
-    socket=$(cat "$META/lmtp_socket")
-    i=0
-    while [ ! -S "$socket" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    [ -S "$socket" ]
-}
-reload_one() {
-    cmd=$(cat "$META/cmd_$1")
-    if [ "$NOCMD" = 1 ]; then skipped "reload $1 ($cmd)"; return 0; fi
-    out=$(sh -c "$cmd" 2>&1) || { say "$1: '$cmd' failed: $out" >&2; return 1; }
-    case "$1" in
-        dovecot) wait_lmtp || { say "dovecot: LMTP socket missing after reload" >&2; return 1; }
-                 doveadm service status > /dev/null 2>&1 \
-                     || { say "dovecot does not answer after reload" >&2; return 1; } ;;
-        postfix) postfix status > /dev/null 2>&1 \
-                     || { say "postfix is not running after reload" >&2; return 1; } ;;
-    esac
-    say "reloaded $1"
-}
-reload_all() {
-    rc=0
-    while read -r service; do reload_one "$service" || rc=1; done < "$META/reload"
-    return $rc
-}
 reload_all || abort "a daemon did not come back after reload"
 
 # 5. done: manifest, welcome mails, retention ------------------------------------------
