@@ -15,7 +15,8 @@ VMAIL_GID = 5000
 POSTGREY_DEFAULT_OPTS = "--inet=127.0.0.1:10023"
 
 # Host path -> how its private copy is made. "copy": copy of the machine's path (cp -a, keeps
-# owners and modes); "empty": an empty directory; "file": a file written by the test host.
+# owners and modes); "empty": an empty directory; "home": an empty home from /etc/skel;
+# "file": a file written by the test host.
 # Each entry is bind-mounted over the standard path inside the host's mount namespace.
 PRIVATE_PATHS: dict[str, str] = {
     "/etc/postfix": "copy",
@@ -33,6 +34,8 @@ PRIVATE_PATHS: dict[str, str] = {
     "/var/lib/mailstate": "empty",
     # Private so that a helper script can live at a standard path inside the host only.
     "/usr/local/sbin": "empty",
+    # root's own home: the runner's dotfiles (PATH, tools) must not leak into SSH sessions.
+    "/root": "home",
     "/etc/hosts": "file",
     "/etc/resolv.conf": "file",
     "/etc/hostname": "file",

@@ -310,6 +310,10 @@ class TestHost:
                 _run("cp", "-a", path, dst)
             elif kind == "empty":
                 dst.mkdir(mode=0o755)
+            elif kind == "home":
+                dst.mkdir(mode=0o700)
+                for skel in Path("/etc/skel").glob(".*"):
+                    shutil.copy(skel, dst / skel.name)
             else:
                 dst.write_text(files[path])
                 dst.chmod(0o644)
@@ -327,6 +331,7 @@ class TestHost:
         bare = base / "postalias-conf"
         bare.mkdir()
         (bare / "main.cf").write_text("compatibility_level = 3.6\n")
+        os.utime(bare / "main.cf", (old, old))
         _run("postalias", "-c", bare, f"hash:{root}/etc/aliases")
 
         # Dovecot: test-host fragment, self-signed certificate at the stock paths, and the

@@ -114,15 +114,15 @@ restart_postgrey() {
 shutdown() {
     local name pid i
     log "stopping"
-    for name in "${!pids[@]}"; do kill -TERM "${pids[$name]}" 2>/dev/null; done
-    for ((i = 0; i < 50; i++)); do
+    kill -TERM -1  # from PID 1: every other process of this PID namespace
+    for ((i = 0; i < 20; i++)); do
         pid=""
         for name in "${!pids[@]}"; do alive "${pids[$name]}" && pid=1; done
         [ -z "$pid" ] && break
         sleep 0.1
     done
     log "stopped"
-    exit 0  # SIGKILLs whatever is left in the PID namespace
+    exit 0  # the kernel SIGKILLs whatever is left in the PID namespace
 }
 trap shutdown TERM INT
 
@@ -135,7 +135,8 @@ echo running >&4
 # --- supervision loop: control requests, and a note when a daemon dies ----------------------
 exec 3<>/run/testhost/control
 while :; do
-    if read -r -t 1 request token <&3; then
+    # A trapped SIGTERM waits for `read` to return: keep the timeout short.
+    if read -r -t 0.2 request token <&3; then
         case $request in
             restart-postgrey)
                 restart_postgrey

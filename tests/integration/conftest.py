@@ -1,0 +1,76 @@
+"""Fixtures for integration tests: real test hosts (see tests/testhost).
+
+Without root or the Debian packages the tests are skipped, with the reason; with
+MAILSTATE_REQUIRE_INTEGRATION=1 (set by CI) they fail instead, so CI cannot go green by
+skipping everything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.testhost import TestHost, missing_requirements
+
+
+def require_testhost_environment() -> None:
+    """Skip (or, under MAILSTATE_REQUIRE_INTEGRATION=1, fail) when test hosts cannot run."""
+    missing = missing_requirements()
+    if not missing:
+        return
+    reason = (
+        "integration tests need root and the Debian mail packages "
+        f"(.ci/install-debian-packages.sh); missing: {', '.join(missing)}"
+    )
+    if os.environ.get("MAILSTATE_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(reason + " [MAILSTATE_REQUIRE_INTEGRATION=1]", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def testhost_environment() -> None:
+    """Depend on this in a test that starts its own TestHost."""
+    require_testhost_environment()
+
+
+@pytest.fixture(scope="session")
+def testhost(testhost_environment: None) -> Iterator[TestHost]:
+    """One started test host shared by the whole session (mail.test)."""
+    with TestHost("mail") as host:
+        yield host
+
+
+@pytest.fixture
+def start_testhost(testhost_environment: None) -> Iterator[Callable[..., TestHost]]:
+    """A function that starts an extra host (e.g. `start_testhost("mx2")`), stopped after the
+    test. Each host gets its own namespaces, /24, SMTP sink, keys and files."""
+    hosts: list[TestHost] = []
+
+    def start(name: str = "extra", domain: str = "test") -> TestHost:
+        host = TestHost(name, domain)
+        host.start()
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in reversed(hosts):
+        host.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On failure, attach the tails of the hosts' logs to the report: that is where the
+    reason usually is (a reload that failed, a deferred message, a refused login)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    for value in funcargs.values():
+        if isinstance(value, TestHost) and value.base is not None:
+            for name in ("testhost-init", "postfix", "dovecot", "postgrey", "sshd"):
+                text = value.read_log(name)[-4000:]
+                if text:
+                    report.sections.append((f"{value.fqdn} {name}.log", text))

@@ -1,0 +1,55 @@
+"""Bring a test host up by hand: `sudo python -m tests.testhost up [--name dev]`.
+
+Prints how to reach it, then waits until Ctrl-C (or SIGTERM) and stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .host import TestHost, missing_requirements
+
+
+def _up(name: str) -> int:
+    missing = missing_requirements()
+    if missing:
+        print("cannot start a test host; missing: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    done = threading.Event()
+    # Explicit handlers: a shell starting us in the background may have ignored SIGINT.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    with TestHost(name) as host:
+        assert host.sink is not None
+        print(f"host:        {host.fqdn} at {host.ip}")
+        print(f"clients:     runner_ip {host.runner_ip}, runner_ip2 {host.runner_ip2}")
+        print(f"ssh:         {host.ssh_command()}")
+        print(f"inside:      nsenter -t {host.init_pid} -a bash")
+        print(f"smtp sink:   {host.sink.ip}:{host.sink.port} (messages are counted below)")
+        print("commands:    " + json.dumps(host.commands, indent=2).replace("\n", "\n" + " " * 13))
+        print("Ctrl-C stops the host.", flush=True)
+        seen = 0
+        while not done.wait(1):
+            msgs = host.sink.messages()
+            for m in msgs[seen:]:
+                print(f"sink: from <{m.mail_from}> to {', '.join(m.rcpt_tos)}", flush=True)
+            seen = len(msgs)
+        print("stopping...", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.testhost", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a host and keep it until Ctrl-C")
+    up.add_argument("--name", default="dev", help="host name; the FQDN is NAME.test")
+    args = parser.parse_args(argv)
+    return _up(args.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
