@@ -155,7 +155,7 @@ class _Constructor:
     def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag.endswith(":merge"):
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 self.fail(key_node, "keys must be plain names (no '<<' merges, no complex keys)")
                 continue
             key = self._scalar(key_node)

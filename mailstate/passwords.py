@@ -6,6 +6,8 @@ a supported scheme is refused, with the command that makes one.
 
 from __future__ import annotations
 
+import functools
+
 from passlib.hash import argon2, bcrypt, sha512_crypt
 
 SCHEMES = {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt}
@@ -29,6 +31,7 @@ def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
     return f"{{{scheme}}}{digest}"
 
 
+@functools.lru_cache(maxsize=4096)
 def check_hash(value: object) -> str:
     """Accept a '{SCHEME}hash' string of a supported scheme; refuse plain text clearly."""
     if not isinstance(value, str) or not value:

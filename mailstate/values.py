@@ -179,6 +179,13 @@ def parse_size(value: object) -> int:
     if not m:
         raise ValueError(f"{value!r} is not a size; write e.g. 500M or 3G (units of 1024)")
     number, unit = m.groups()
+    if number.isdigit() and len(number) <= 7:  # the usual case, exact without Fraction
+        size = int(number) * _UNITS[unit.lower()]
+        if size % MIB:
+            raise ValueError(f"{value!r} is not a whole number of megabytes")
+        if size > MAX_SIZE:
+            raise ValueError(f"{value!r} is too large a size; the limit is 1024T")
+        return size
     if len(number) > 20:
         raise ValueError(f"{value[:24]!r}… is too large a size; the limit is 1024T")
     size = Fraction(number) * _UNITS[unit.lower()]  # exact: no float rounding, no overflow
