@@ -12,6 +12,7 @@ import sys
 import threading
 
 from .host import TestHost, missing_requirements
+from .netns import machine_lock, reap_stale_hosts
 
 
 def _up(name: str) -> int:
@@ -47,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a host and keep it until Ctrl-C")
     up.add_argument("--name", default="dev", help="host name; the FQDN is NAME.test")
+    sub.add_parser("cleanup", help="remove hosts left behind by test runs that were killed")
     args = parser.parse_args(argv)
+    if args.command == "cleanup":
+        with machine_lock():
+            removed = reap_stale_hosts()
+        for what in removed:
+            print("removed", what)
+        return 0
     return _up(args.name)
 
 

@@ -14,32 +14,29 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from . import config
+from . import config, files, netns
 from .config import Addresses
 from .sink import SmtpSink
 
-_HERE = Path(__file__).resolve().parent
-_LOCK_FILE = "/run/lock/mailstate-testhost.lock"
-_NETNS_PREFIX = "mailstate-"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# What processes inside the host see: nothing of the runner's environment leaks in.
+_ENV = {"PATH": _PATH, "LANG": "C.UTF-8", "HOME": "/root"}
 
 SSH_PORT = 22
 SMTP_PORT = 25
 IMAP_PORT = 143
 POSTGREY_PORT = 10023
 
-REQUIRED_PROGRAMS = (
+REQUIRED_PROGRAMS = [
     "postfix",
     "postconf",
     "postalias",
@@ -55,7 +52,7 @@ REQUIRED_PROGRAMS = (
     "ss",
     "unshare",
     "nsenter",
-)
+]
 REQUIRED_FILES = (
     "/usr/lib/dovecot/lmtp",  # dovecot-lmtpd
     "/usr/lib/dovecot/imap",  # dovecot-imapd
@@ -79,14 +76,6 @@ class HostCommandError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstdout: {self.stdout!r}\nstderr: {self.stderr!r}"
 
 
-def _run(*cmd: str | os.PathLike[str]) -> str:
-    """Run a runner-side setup command; raise with its stderr on failure."""
-    res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise HostCommandError(res.returncode, res.args, res.stdout, res.stderr)
-    return res.stdout
-
-
 def _alive(pid: int) -> bool:
     """True while pid runs; a zombie does not count (gotcha: kill -0 succeeds on zombies)."""
     try:
@@ -103,28 +92,6 @@ def _probe(ip: str, port: int, expect: bytes, timeout: float = 1.0) -> bool:
             return s.recv(64).startswith(expect)
     except OSError:
         return False
-
-
-@contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
-    """Serialises subnet allocation between test processes on this machine."""
-    os.makedirs(os.path.dirname(_LOCK_FILE), exist_ok=True)
-    with open(_LOCK_FILE, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _free_subnet_index() -> int:
-    used = {int(m) for m in re.findall(r"inet 10\.77\.(\d+)\.", _run("ip", "-o", "-4", "addr"))}
-    names = _run("ip", "netns", "list")
-    used |= {int(m) for m in re.findall(rf"^{_NETNS_PREFIX}(\d+)\b", names, re.M)}
-    for n in range(1, 255):
-        if n not in used:
-            return n
-    raise RuntimeError("no free 10.77.N.0/24 for a test host")
 
 
 class TestHost:
@@ -148,6 +115,7 @@ class TestHost:
         self._addrs: Addresses | None = None
         self._veth: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._owner_lock: IO[str] | None = None
         self.ports = {
             "ssh": SSH_PORT,
             "smtp": SMTP_PORT,
@@ -214,11 +182,14 @@ class TestHost:
         if self._proc is not None:
             raise RuntimeError("test host already started")
         try:
-            self.base = Path(tempfile.mkdtemp(prefix=f"mailstate-testhost-{self.name}-"))
-            self._create_network()
+            self.base = Path(tempfile.mkdtemp(prefix=f"{netns.BASE_PREFIX}{self.name}-"))
+            # Held while this process owns the host: reap_stale_hosts() spares locked bases.
+            self._owner_lock = open(self.base / "owner.lock", "w")  # noqa: SIM115
+            fcntl.flock(self._owner_lock, fcntl.LOCK_EX)
+            self._addrs, self.netns, self._veth = netns.create(self.base)
             self.sink = SmtpSink(self.runner_ip, config.SMTP_SINK_PORT)
             self.sink.start()
-            self._prepare_files()
+            files.prepare(self.base, self.fqdn, self._addrs)
             self._launch()
             self.wait_ready(timeout)
             if self._postgrey_state() != "running":
@@ -239,203 +210,25 @@ class TestHost:
                 os.killpg(self._proc.pid, signal.SIGKILL)  # unshare + init: ends the PID ns
             self._proc.wait(timeout=10)
             self._proc = None
-        if self.netns is not None:
-            # Whatever still runs in the netns (e.g. an nsenter that did not join the PID ns).
-            pids = subprocess.run(
-                ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
         if self.sink is not None:
             self.sink.stop()
             self.sink = None
-        if self._veth is not None:  # before the netns: netns deletion is asynchronous
-            subprocess.run(["ip", "link", "del", self._veth], capture_output=True, check=False)
-            self._veth = None
-        if self.netns is not None:
-            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
-            self.netns = None
+        netns.remove(self.netns, self._veth)
+        self.netns = self._veth = None
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+        if self._owner_lock is not None:
+            self._owner_lock.close()
+            self._owner_lock = None
         self.init_pid = None
-
-    def _create_network(self) -> None:
-        with _machine_lock():
-            n = _free_subnet_index()
-            self._addrs = Addresses(n)
-            self.netns = f"{_NETNS_PREFIX}{n}"
-            _run("ip", "netns", "add", self.netns)
-            self._veth = f"mst{n}r"
-            peer = f"mst{n}h"
-            _run(
-                "ip",
-                "link",
-                "add",
-                self._veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer,
-                "netns",
-                self.netns,
-            )
-        a = self._addrs
-        _run("ip", "addr", "add", f"{a.runner_ip}/24", "dev", self._veth)  # primary: default src
-        _run("ip", "addr", "add", f"{a.runner_ip2}/24", "dev", self._veth)
-        _run("ip", "link", "set", self._veth, "up")
-        ns = ("ip", "-n", self.netns)
-        _run(*ns, "link", "set", peer, "name", "eth0")
-        _run(*ns, "addr", "add", f"{a.host_ip}/24", "dev", "eth0")
-        _run(*ns, "link", "set", "eth0", "up")
-        _run(*ns, "link", "set", "lo", "up")
-
-    def _prepare_files(self) -> None:
-        base, root, a = self._need(self.base), self._need(self.base) / "root", self._addrs
-        assert a is not None
-        files = {
-            "/etc/hosts": config.hosts_file(self.fqdn, a),
-            "/etc/resolv.conf": config.RESOLV_CONF,
-            "/etc/hostname": self.fqdn + "\n",
-            "/etc/mailname": self.fqdn + "\n",
-            "/etc/aliases": config.ALIASES,
-            "/etc/aliases.db": "",
-        }
-        for path, kind in config.PRIVATE_PATHS.items():
-            dst = root / path.lstrip("/")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if kind == "copy":
-                _run("cp", "-a", path, dst)
-            elif kind == "empty":
-                dst.mkdir(mode=0o755)
-            elif kind == "home":
-                dst.mkdir(mode=0o700)
-                for skel in Path("/etc/skel").glob(".*"):
-                    shutil.copy(skel, dst / skel.name)
-            else:
-                dst.write_text(files[path])
-                dst.chmod(0o644)
-            _ensure_mount_point(path, is_dir=kind != "file")
-        os.chown(root / "var/vmail", config.VMAIL_UID, config.VMAIL_GID)
-
-        # Postfix: minimal main.cf, backdated (commands wait until main.cf is ~2 s old).
-        main_cf = root / "etc/postfix/main.cf"
-        main_cf.write_text(config.main_cf(self.fqdn, a.runner_ip))
-        old = time.time() - 60
-        os.utime(main_cf, (old, old))
-        # Built here: inside the host /etc/aliases.db is a bind-mounted file, and postalias
-        # removes an empty one before writing. A bare config dir: the host's main.cf reads
-        # /etc/mailname, which is the machine's (empty) mount point out here.
-        bare = base / "postalias-conf"
-        bare.mkdir()
-        (bare / "main.cf").write_text("compatibility_level = 3.6\n")
-        os.utime(bare / "main.cf", (old, old))
-        _run("postalias", "-c", bare, f"hash:{root}/etc/aliases")
-
-        # Dovecot: test-host fragment, self-signed certificate at the stock paths, and the
-        # documented one-time operator step: no PAM passdb (auth-system.conf.ext).
-        dovecot = root / "etc/dovecot"
-        (dovecot / "conf.d" / config.DOVECOT_FRAGMENT_NAME).write_text(config.DOVECOT_FRAGMENT)
-        auth = dovecot / "conf.d/10-auth.conf"
-        stock = auth.read_text()
-        auth.write_text(
-            re.sub(r"^!include auth-system", "#!include auth-system", stock, flags=re.M)
-        )
-        nobody = root / config.DOVECOT_EMPTY_PASSWD.lstrip("/")
-        nobody.touch(mode=0o644)
-        private = dovecot / "private"
-        private.mkdir(mode=0o700, exist_ok=True)
-        _run(
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "3650",
-            "-subj",
-            f"/CN={self.fqdn}",
-            "-keyout",
-            private / "dovecot.key",
-            "-out",
-            private / "dovecot.pem",
-        )
-        (private / "dovecot.key").chmod(0o600)
-
-        # sshd: its own host key, root login with the generated client key only.
-        ssh = root / "etc/ssh"
-        for old_key in ssh.glob("ssh_host_*"):
-            old_key.unlink()
-        _run(
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            f"root@{self.fqdn}",
-            "-f",
-            ssh / "ssh_host_ed25519_key",
-        )
-        _run(
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "mailstate-tests",
-            "-f",
-            self.key_path,
-        )
-        (ssh / "sshd_config.d").mkdir(exist_ok=True)
-        (ssh / "sshd_config.d" / config.SSHD_FRAGMENT_NAME).write_text(config.SSHD_FRAGMENT)
-        keys = ssh / "authorized_keys"
-        keys.mkdir(mode=0o755)
-        shutil.copy(self.key_path.with_suffix(".pub"), keys / "root")
-        (keys / "root").chmod(0o600)
-        host_key = (ssh / "ssh_host_ed25519_key.pub").read_text().split()
-        self.known_hosts_path.write_text(f"{a.host_ip} {host_key[0]} {host_key[1]}\n")
-
-        # The restart command, at a standard path inside the host only.
-        restart = root / "usr/local/sbin/testhost-restart-postgrey"
-        shutil.copy(_HERE / "restart-postgrey.sh", restart)
-        restart.chmod(0o755)
-
-        (base / "mounts").write_text("".join(f"{p} {p}\n" for p in config.PRIVATE_PATHS))
-        shutil.copy(_HERE / "init.sh", base / "init.sh")
-        (base / "init.sh").chmod(0o755)
 
     def _launch(self) -> None:
         base = self._need(self.base)
-        env = {
-            "PATH": _PATH,
-            "LANG": "C.UTF-8",
-            "HOME": "/root",
-            "TESTHOST_BASE": str(base),
-            "TESTHOST_FQDN": self.fqdn,
-        }
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self._need(self.netns),
-            "unshare",
-            "--mount",
-            "--uts",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            str(base / "init.sh"),
-        ]
+        env = {**_ENV, "TESTHOST_BASE": str(base), "TESTHOST_FQDN": self.fqdn}
+        namespaces = ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        cmd = ["ip", "netns", "exec", self._need(self.netns), "unshare", *namespaces]
+        cmd.append(str(base / "init.sh"))
         with open(base / "launcher.log", "wb") as out:
             # A new session: stop() can kill the whole group, even after a partial start.
             self._proc = subprocess.Popen(
@@ -516,9 +309,8 @@ class TestHost:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         full = ["nsenter", "-t", str(self._need(self.init_pid)), "-a", "--", *argv]
         text = not isinstance(input, bytes)
-        env = {"PATH": _PATH, "LANG": "C.UTF-8", "HOME": "/root"}
         res = subprocess.run(
-            full, input=input, capture_output=True, text=text, env=env, check=False
+            full, input=input, capture_output=True, text=text, env=_ENV, check=False
         )
         if check and res.returncode != 0:
             raise HostCommandError(res.returncode, argv, res.stdout, res.stderr)
@@ -557,17 +349,3 @@ class TestHost:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1])
         return total
-
-
-def _ensure_mount_point(path: str, is_dir: bool) -> None:
-    """Bind mounts need an existing target; create an empty one on the machine if missing.
-
-    Only paths a fresh Debian mail server would have anyway (/etc/mailname, /etc/aliases.db,
-    /var/vmail, /var/lib/mailstate); the machine's real configuration is never touched.
-    """
-    if os.path.lexists(path):
-        return
-    if is_dir:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-    else:
-        Path(path).touch(mode=0o644)
