@@ -11,7 +11,7 @@ set -u
 base=$TESTHOST_BASE
 exec >>"$base/root/var/log/testhost-init.log" 2>&1
 exec 4>"$base/status"  # read by the runner; $base is hidden once /tmp is mounted
-log() { echo "$(date '+%F %T') init: $*"; }
+log() { echo "$(date '+%F %T.%3N') init: $*"; }
 fail() { log "FATAL: $*"; echo "failed: $*" >&4; exit 1; }
 
 # --- filesystem -----------------------------------------------------------------------------
@@ -24,10 +24,6 @@ mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp || fail "tmpfs /tmp"
 mkdir -p /run/sshd /run/testhost /run/lock && chmod 0755 /run/sshd
 mkfifo -m 0600 /run/testhost/control || fail "control fifo"
 hostname "$TESTHOST_FQDN"
-
-# --- postfix preparation (queue dirs, chroot copies of /etc files, permissions) -------------
-/usr/lib/postfix/configure-instance.sh - || fail "configure-instance.sh"
-postfix check || fail "postfix check"
 
 # --- daemons --------------------------------------------------------------------------------
 declare -A pids=()
@@ -79,9 +75,8 @@ postgrey_listening() {  # postgrey_listening ARGS... : is the socket named in th
     return 1
 }
 
-restart_postgrey() {
-    local pid=${pids[postgrey]:-} args i
-    echo starting >/run/testhost/postgrey.state
+stop_postgrey() {
+    local pid=${pids[postgrey]:-} i
     if [ -n "$pid" ] && alive "$pid"; then
         kill -TERM "$pid"
         for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
@@ -90,18 +85,25 @@ restart_postgrey() {
     fi
     unset 'pids[postgrey]'
     rm -f /run/postgrey.pid
-    mapfile -d '' args < <(postgrey_args)
-    printf '%s\n' "${args[*]}" >/run/testhost/postgrey.args
-    start postgrey /var/log/postgrey.log /usr/sbin/postgrey "${args[@]}"
-    pid=${pids[postgrey]}
-    echo "$pid" >/run/postgrey.pid
+}
+
+pg_args=()
+start_postgrey() {
+    echo starting >/run/testhost/postgrey.state
+    mapfile -d '' pg_args < <(postgrey_args)
+    start postgrey /var/log/postgrey.log /usr/sbin/postgrey "${pg_args[@]}"
+    echo "${pids[postgrey]}" >/run/postgrey.pid
+}
+
+await_postgrey() {  # until it listens (state running) or exits (state failed), at most 15 s
+    local pid=${pids[postgrey]} i
     for ((i = 0; i < 300; i++)); do
         if ! alive "$pid"; then
             log "postgrey exited during startup (see /var/log/postgrey.log)"
             echo failed >/run/testhost/postgrey.state
             break
         fi
-        if postgrey_listening "${args[@]}"; then
+        if postgrey_listening "${pg_args[@]}"; then
             echo running >/run/testhost/postgrey.state
             break
         fi
@@ -126,10 +128,15 @@ shutdown() {
 }
 trap shutdown TERM INT
 
-start postfix /var/log/postfix.log postfix start-fg
+# postgrey (perl) and Postfix's preparation are the slow parts: overlap them.
+start_postgrey
 start dovecot /var/log/dovecot.log dovecot -F
 start sshd /var/log/sshd.log /usr/sbin/sshd -D -e
-restart_postgrey
+# Postfix: queue dirs, chroot copies of /etc files, permissions (Debian's master.cf chroots).
+/usr/lib/postfix/configure-instance.sh - || fail "configure-instance.sh"
+postfix check || fail "postfix check"
+start postfix /var/log/postfix.log postfix start-fg
+await_postgrey
 echo running >&4
 
 # --- supervision loop: control requests, and a note when a daemon dies ----------------------
@@ -139,7 +146,9 @@ while :; do
     if read -r -t 0.2 request token <&3; then
         case $request in
             restart-postgrey)
-                restart_postgrey
+                stop_postgrey
+                start_postgrey
+                await_postgrey
                 # write then rename: the requester waits for a non-empty file
                 cp /run/testhost/postgrey.state "/run/testhost/.reply.$token"
                 mv "/run/testhost/.reply.$token" "/run/testhost/reply.$token"
