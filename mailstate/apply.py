@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass, field
 
@@ -25,11 +26,14 @@ PUSH = """set -eu
 umask 077
 dir="${MAILSTATE_ROOT:-}$1"
 mkdir -p "$dir"
-rm -rf "$dir/stage"
-mkdir "$dir/stage"
-tar -xf - -C "$dir/stage"
+stage=$(mktemp -d "$dir/stage.XXXXXX")
+tar -xf - -C "$stage" || { rm -rf "$stage"; exit 1; }
+basename "$stage"
 """
-ACTIVATE = 'exec sh "${MAILSTATE_ROOT:-}$1/stage/activate.sh"'
+# Each upload has a directory of its own: an apply that then loses the lock to another must
+# not have replaced the other's files under it (activate.sh removes its stage when it ends).
+ACTIVATE = 'exec sh "${MAILSTATE_ROOT:-}$1/$2/activate.sh"'
+STAGE_NAME = re.compile(r"stage\.[A-Za-z0-9]+")
 
 
 class ApplyRefused(Exception):
@@ -113,7 +117,11 @@ def _run_stage(prep: Prepared, tar: bytes) -> list[str]:
     pushed = prep.transport.run(PUSH, [state_dir], tar)
     if pushed.returncode != 0:
         raise TransportError(f"{server}: uploading the new files failed: {pushed.message}")
-    result = prep.transport.run(ACTIVATE, [state_dir])
+    stage = pushed.stdout.decode("utf-8", "replace").strip()
+    if not STAGE_NAME.fullmatch(stage):
+        raise TransportError(f"{server}: uploading the new files failed: unexpected answer "
+                             f"{stage[:200]!r}")
+    result = prep.transport.run(ACTIVATE, [state_dir, stage])
     output = result.stdout.decode("utf-8", "replace").splitlines()
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)

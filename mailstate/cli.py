@@ -170,7 +170,7 @@ def apply(paths, target, known_hosts, identity, plan_file, auto_approve, force) 
             _check_saved(Plan.from_json(plan_file.read_text()), current)
         if not current.has_changes:
             return
-        if not auto_approve:
+        if not auto_approve and not plan_file:  # a saved plan was reviewed when it was made
             if not sys.stdin.isatty():
                 raise ApplyRefused("no terminal to confirm on; review the plan and run again "
                                    "with --auto-approve (or apply a saved plan with --plan)")

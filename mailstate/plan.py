@@ -16,7 +16,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from .state import Domain, Mailbox, ServerState
+from .state import Domain, Greylisting, Mailbox, ServerState
 from .values import format_duration, format_size
 
 SECRET_FIELDS = {"password"}
@@ -135,7 +135,7 @@ class Plan:
                     details = "<br>".join(f"{f.field}: {_show(f.old)} → {_show(f.new)}"
                                           for f in change.fields) or change.note
                     out.append(f"| {SYMBOL[change.action]} | {change.domain or ''} | "
-                               f"{_md(_headline(change))} | {_md(details)} |")
+                               f"{_md(f'{change.kind} {change.name}')} | {_md(details)} |")
             else:
                 out.append("No changes.")
             if server.files:
@@ -154,14 +154,18 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        if data.get("format") != 1:
+        if not isinstance(data, dict) or data.get("format") != 1:
             raise ValueError("not a mailstate plan file (format 1)")
         servers = []
-        for s in data["servers"]:
-            changes = [Change(**{**c, "fields": [FieldChange(**f) for f in c["fields"]]})
-                       for c in s.pop("changes")]
-            files = [FileAction(**f) for f in s.pop("files")]
-            servers.append(ServerPlan(**s, changes=changes, files=files))
+        try:
+            for s in data["servers"]:
+                changes = [Change(**{**c, "fields": [FieldChange(**f) for f in c["fields"]]})
+                           for c in s.pop("changes")]
+                files = [FileAction(**f) for f in s.pop("files")]
+                servers.append(ServerPlan(**s, changes=changes, files=files))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"a damaged mailstate plan file ({exc!r}); make it again with "
+                             "`mailstate plan --out`") from None
         return cls(servers)
 
 
@@ -202,6 +206,14 @@ def _view(mailbox: Mailbox) -> dict[str, Any]:
     data["quota"] = format_size(mailbox.quota)
     if mailbox.vacation:
         data["vacation"]["interval"] = format_duration(mailbox.vacation.interval)
+    return data
+
+
+def _greylisting_view(greylisting: Greylisting) -> dict[str, Any]:
+    """Server-wide postgrey settings as the plan shows them: JSON values, readable units."""
+    data = greylisting.model_dump(mode="json")
+    data["delay"] = format_duration(greylisting.delay)
+    data["max_age"] = f"{greylisting.max_age}d"
     return data
 
 
@@ -294,7 +306,7 @@ def diff_states(live: ServerState, desired: ServerState) -> list[Change]:
     """Object-level changes from live to desired. Equal objects are skipped cheaply."""
     changes: list[Change] = []
     if live.greylisting != desired.greylisting:
-        old, new = live.greylisting.model_dump(), desired.greylisting.model_dump()
+        old, new = _greylisting_view(live.greylisting), _greylisting_view(desired.greylisting)
         changes.append(Change("change", "greylisting settings", "postgrey", None,
                               [FieldChange(k, old[k], new[k]) for k in old if old[k] != new[k]]))
     for name in sorted(set(live.domains) | set(desired.domains)):

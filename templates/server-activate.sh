@@ -23,6 +23,7 @@ set -u
 ROOT="${MAILSTATE_ROOT:-}"
 NOCMD="${MAILSTATE_NO_COMMANDS:-0}"
 STAGE=$(cd "$(dirname "$0")" && pwd)
+trap 'rm -rf "$STAGE"' EXIT  # the stage holds copies of password hashes: never leave it
 META="$STAGE/meta"
 STATE_DIR=$(cat "$META/state_dir")
 DBTYPE=$(cat "$META/db_type")
@@ -30,7 +31,7 @@ GENID=$(cat "$META/generation")
 GEN="$ROOT$STATE_DIR/generations/$GENID"
 
 say() { printf '%s\n' "$*"; }
-fail() { say "error: $*" >&2; exit "${2:-10}"; }
+fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
 
 case "$DBTYPE" in

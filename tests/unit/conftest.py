@@ -1,0 +1,109 @@
+"""A local target to plan and apply against: a temporary directory standing for a server's root.
+
+The fixture ``server`` gives a ``LocalServer``: where domain files are written, the directory
+used as the server root (``local:DIR``), and helpers to run the CLI in-process, to go through
+the Python API (``prepare`` + ``apply_server``), and to take a picture of what is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailstate.apply import Applied, apply_server
+from mailstate.cli import main
+from mailstate.desired import Desired
+from mailstate.reconcile import Prepared, prepare
+from mailstate.transport.local import LocalTransport
+from mailstate.validate import run as validate_run
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "monsite.be.yaml"
+STATE_DIR = "var/lib/mailstate"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    content: bytes
+    inode: int
+    mtime_ns: int
+
+
+@dataclass
+class LocalServer:
+    root: Path  # the server's root directory (the target is local:ROOT)
+    work: Path  # where the test keeps its domain files
+
+    @property
+    def target(self) -> str:
+        return f"local:{self.root}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    # ------------------------------------------------------------ inputs
+
+    def domain(self, text: str, name: str = "monsite.be.yaml") -> Path:
+        """Write (or overwrite) a domain file used on its own."""
+        path = self.work / name
+        path.write_text(text)
+        return path
+
+    def example(self) -> Path:
+        return self.domain(EXAMPLE.read_text())
+
+    # ------------------------------------------------------------ running
+
+    def cli(self, *args: str, target: bool = True, input: str | None = None) -> Result:
+        """`mailstate ARGS --target local:ROOT`, in-process; stdin is not a terminal."""
+        extra = ["--target", self.target] if target else []
+        return CliRunner().invoke(main, [*args, *extra], input=input, catch_exceptions=False)
+
+    def prepare(self, *paths: Path) -> tuple[Desired, list[Prepared]]:
+        """Read, parse, render and compare every server of the files, through the Python API."""
+        desired, issues = validate_run([str(p) for p in paths])
+        assert desired is not None, [str(i) for i in issues]
+        prepared = [prepare(desired, server, LocalTransport(self.root))
+                    for server in sorted(desired.servers)]
+        return desired, prepared
+
+    def apply(self, *paths: Path, force: bool = False) -> list[Applied]:
+        desired, prepared = self.prepare(*paths)
+        return [apply_server(p, desired.servers[p.plan.server], force=force) for p in prepared]
+
+    # ------------------------------------------------------------ what is on disk
+
+    def tree(self) -> dict[str, FileInfo]:
+        """Every regular file under the root: content, inode and mtime."""
+        out: dict[str, FileInfo] = {}
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                path = Path(dirpath) / name
+                if path.is_symlink() or not path.is_file():
+                    continue
+                st = path.stat()
+                out[str(path.relative_to(self.root))] = FileInfo(path.read_bytes(), st.st_ino,
+                                                                 st.st_mtime_ns)
+        return out
+
+    def contents(self) -> dict[str, bytes]:
+        return {p: f.content for p, f in self.tree().items()}
+
+    def read(self, path: str) -> str:
+        return (self.root / path.lstrip("/")).read_text()
+
+    def generations(self) -> list[str]:
+        gens = self.state_dir / "generations"
+        return sorted(p.name for p in gens.iterdir()) if gens.is_dir() else []
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> LocalServer:
+    work = tmp_path / "repo"
+    work.mkdir()
+    return LocalServer(tmp_path / "server", work)
