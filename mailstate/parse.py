@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -25,6 +26,18 @@ POSTFIX_MAPS = (
     "virtual_mailbox_domains", "virtual_alias_domains", "virtual_mailboxes", ALIAS_MAP,
     "recipient_access",
 )
+
+
+def _valid(check: Callable[[str], str], *values: str | None) -> bool:
+    """Whether render could write these values back (parse must never build what render
+    refuses, or the re-render cross-check would fail instead of warning)."""
+    try:
+        for value in values:
+            if value is not None:
+                check(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -123,13 +136,14 @@ class _Reader:
     def read_domains(self) -> None:
         path = f"{self.layout.postfix_dir}/virtual_mailbox_domains"
         for line, key, _value in self.postfix("virtual_mailbox_domains"):
-            if "@" in key or key in self.domains:
+            if not _valid(postfix.domain, key) or key in self.domains:
                 self.warn(path, line)
             else:
                 self.domains[key] = _Dom(key)
         path = f"{self.layout.postfix_dir}/virtual_alias_domains"
         for line, key, value in self.postfix("virtual_alias_domains"):
-            if value not in self.domains or key in self.domains or "@" in key:
+            if (value not in self.domains or key in self.domains or key in self.alias_of
+                    or not _valid(postfix.domain, key)):
                 self.warn(path, line, "not an alias of a hosted domain")
             else:
                 self.alias_of[key] = value
@@ -151,6 +165,10 @@ class _Reader:
                 for known in (dovecot.QUOTA_23, dovecot.QUOTA_24):
                     if x.startswith(known):
                         quota = dovecot.parse_size(x[len(known):]) or 0
+            if not (_valid(dovecot.password, e.password) and _valid(dovecot.field, e.gecos)
+                    and _valid(postfix.domain, home[0]) and quota % 1024 == 0):
+                self.warn(self.passwd, line, "a field mailstate cannot write back")
+                continue
             self.boxes[e.user] = _Box(e.user, home[0], e.gecos, e.password, quota)
             self.domains.setdefault(home[0], _Dom(home[0]))
 
@@ -162,7 +180,8 @@ class _Reader:
             if box is None or value != f"{box.domain}/{box.login}/Maildir/":
                 self.warn(path, line, "not the Maildir of a known mailbox")
             elif key != f"{box.login}@{box.domain}":
-                if not key.endswith("@" + box.domain) or key in self.owner:
+                if (not key.endswith("@" + box.domain) or key in self.owner
+                        or not _valid(postfix.key, key)):
                     self.warn(path, line, f"not an address at {box.domain}")
                 else:
                     self.owner[key] = box.login
@@ -186,7 +205,9 @@ class _Reader:
             box = self.boxes.get(local)
             if dom in self.alias_of:
                 continue  # per-address expansion of a domain alias; checked by re-rendering
-            if dom not in self.domains:
+            if not targets or not _valid(postfix.word, *targets) or not _valid(postfix.key, key):
+                self.warn(path, line, "not a valid alias")
+            elif dom not in self.domains:
                 self.warn(path, line, "not at a hosted domain")
             elif not local:
                 self.domains[dom].catch_all = targets
@@ -210,7 +231,12 @@ class _Reader:
                 continue
             try:
                 script = sieve.read(self.files[path].decode("utf-8"))
-                box.vacation = _vacation(script)
+                vacation = _vacation(script)
+                if not _valid(sieve.string, vacation.subject, vacation.message, vacation.sender):
+                    raise ValueError("a text mailstate cannot write back")
+                if not _valid(postfix.word, *script.redirects):
+                    raise ValueError("a redirect target mailstate cannot write back")
+                box.vacation = vacation
             except (ValueError, KeyError, TypeError) as exc:
                 line = Line(getattr(exc, "line", 1), "")
                 self.warn(path, line, f"not a mailstate vacation script: {exc}")
@@ -241,11 +267,16 @@ class _Reader:
             elif name not in self.alias_of:
                 self.warn(path, line, "not a hosted domain")
         path = f"{self.layout.postgrey_dir}/whitelist_clients.local"
-        clients = sorted(x.text.strip() for x in lines.content_lines(self.files.get(path, b"")))
+        clients = []
+        for line in lines.content_lines(self.files.get(path, b"")):
+            if _valid(postgrey.client, line.text.strip()):
+                clients.append(line.text.strip())
+            else:
+                self.warn(path, line, "not a client entry")
         return Greylisting(
             enabled=enabled, delay=opts["--delay"], max_age=opts["--max-age"],
             auto_whitelist_clients=opts["--auto-whitelist-clients"],
-            whitelist_clients=tuple(clients))
+            whitelist_clients=tuple(sorted(set(clients))))
 
     def state(self) -> ServerState:
         self.read_domains()
@@ -368,5 +399,10 @@ def parse(files: dict[str, bytes], layout: Layout, facts: Facts) -> Parsed:
     files = {p: c for p, c in files.items() if not derived(p, layout)}
     reader = _Reader(files, layout, facts)
     state = reader.state()
-    reader.compare(render(state, layout, facts))
+    try:
+        expected = render(state, layout, facts)
+    except ValueError as exc:  # a combination the readers did not foresee: say so, don't crash
+        reader.warnings.append(f"live files describe a state mailstate cannot render: {exc}")
+    else:
+        reader.compare(expected)
     return Parsed(state=state, warnings=reader.warnings)

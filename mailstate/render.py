@@ -41,6 +41,7 @@ ENV = jinja2.Environment(
 )
 ENV.filters.update(
     postfix_key=postfix.key,
+    postfix_domain=postfix.domain,
     postfix_word=postfix.word,
     postfix_targets=postfix.targets,
     passwd_field=dovecot.field,
@@ -136,6 +137,10 @@ def _postfix_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
                 for name in (d.name, *d.domain_aliases):
                     _put(rejects, f"{mb.login}@{name}", tuple(DISABLED_REASON.split()))
     alias_domains = sorted((ad, d.name) for d in domains for ad in d.domain_aliases)
+    names = [d.name for d in domains] + [ad for ad, _ in alias_domains]
+    if len(set(names)) != len(names):
+        raise ValueError("a domain is hosted or aliased twice: " + ", ".join(
+            sorted({n for n in names if names.count(n) > 1})))
     contents = {
         "virtual_mailbox_domains": template(
             "virtual_mailbox_domains.j2", header=lines.header("hosted mail domains"),

@@ -49,7 +49,7 @@ def parse_size(text: str) -> int | None:
     return int(m.group(1)) * factor
 
 
-def field(value: str, what: str) -> str:
+def field(value: str, what: str = "field") -> str:
     """A colon-separated passwd-file field: refuse what would split or break the line."""
     if ":" in value or _CONTROL.search(value) or "\u2028" in value or "\u2029" in value:
         raise ValueError(f"cannot be a passwd-file {what}: {value!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 _TOKEN = re.compile(r"[^\s,#\"\\:]+")
 _VALUE_WORD = re.compile(r"[^\s,\"\\]+")
 
@@ -17,6 +18,13 @@ def key(value: str) -> str:
     """A table key: one token without whitespace, comma, quote, backslash or comment sign."""
     if not _TOKEN.fullmatch(value) or value.startswith("#"):
         raise ValueError(f"cannot be a Postfix table key: {value!r}")
+    return value
+
+
+def domain(value: str) -> str:
+    """A lower-case DNS name (A-labels), as a table key."""
+    if not _DOMAIN.fullmatch(value) or len(value) > 253:
+        raise ValueError(f"not a lower-case domain name: {value!r}")
     return value
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailstate.layout import Facts, Layout
 from mailstate.parse import managed_paths, parse
 from mailstate.render import render
 from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+
+from .strategies import server_states
 
 LAYOUT = Layout()
 FACTS = Facts()
@@ -188,3 +192,27 @@ def test_disabled_primary_and_sieve_forwarding_are_read_back() -> None:
                        facts)
         assert parsed.warnings == []
         assert parsed.state == s
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=server_states(max_domains=2), data=st.data())
+def test_damaged_files_never_crash_parse(s: ServerState, data: st.DataObject) -> None:
+    """Whatever is in a live file, parse returns a state and warnings, never an exception."""
+    files = files_of(s)
+    extra = f"{LAYOUT.sieve_dir}/{data.draw(st.sampled_from(['jo', 'x']))}.sieve"
+    paths = [*sorted(files), extra]
+    for _ in range(data.draw(st.integers(1, 4))):
+        path = data.draw(st.sampled_from(paths))
+        old = files.get(path, b"")
+        cut = data.draw(st.integers(0, len(old)))
+        junk = data.draw(st.one_of(
+            st.binary(max_size=40),
+            st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            st.sampled_from([b"\r\n", b"\n \t", b":", b'"', b"\\", b"a@b c@d\n", b"x@x.be\n",
+                             b"#", b"\x00", b"vacation :seconds", b"userdb_quota_rule=*:storage=",
+                             b"jo:{X}h:5000:5000:n:/var/vmail/x.be/jo::\n"])))
+        files[path] = old[:cut] + junk + old[cut:]
+    parsed = parse(files, LAYOUT, FACTS)
+    assert isinstance(parsed.state, ServerState)
+    for w in parsed.warnings:
+        assert isinstance(w, str)
