@@ -108,6 +108,8 @@ class Plan:
                     lines.append(f"{indent}{SYMBOL[change.action]} {_headline(change)}")
                     lines += [f"{indent}    {f.field}: {_show(f.old)} -> {_show(f.new)}"
                               for f in change.fields if change.action == "change"]
+            if server.welcome:
+                lines.append(f"  welcome mail to: {', '.join(server.welcome)}")
             if server.files:
                 written = [f for f in server.files if f.action == "write"]
                 removed = [f for f in server.files if f.action == "remove"]
@@ -126,9 +128,10 @@ class Plan:
         for server in self.servers:
             out.append(f"#### Server `{server.server}` ({server.target})")
             out.append("")
-            out += [f"> :warning: {w}" for w in server.warnings]
-            out += [f"> :warning: drift: `{p}` was edited by hand since the last apply"
-                    for p in server.drift]
+            notes = [f"> :warning: {w}" for w in server.warnings]
+            notes += [f"> :warning: drift: `{p}` was edited by hand since the last apply"
+                      for p in server.drift]
+            out += [*notes, ""] if notes else []  # a blank line, or the table joins the quote
             if server.changes:
                 out += ["| | domain | what | details |", "|---|---|---|---|"]
                 for change in server.changes:
@@ -142,6 +145,8 @@ class Plan:
                 out.append("")
                 out.append(f"{len(server.files)} file(s) to write or remove; reload: "
                            f"{', '.join(server.reloads) or 'nothing'}.")
+            if server.welcome:
+                out += ["", f"Welcome mail to: {', '.join(server.welcome)}."]
             out.append("")
         out.append(self.summary())
         return "\n".join(out) + "\n"
@@ -203,6 +208,7 @@ def _show(value: Any) -> str:
 def _view(mailbox: Mailbox) -> dict[str, Any]:
     """A mailbox as the plan shows it: readable units, no hash."""
     data = mailbox.model_dump(mode="json", exclude={"login", "domain"})
+    data["primary_address"] = data.pop("primary_enabled")  # the domain file's word
     data["quota"] = format_size(mailbox.quota)
     if mailbox.vacation:
         data["vacation"]["interval"] = format_duration(mailbox.vacation.interval)

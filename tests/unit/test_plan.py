@@ -1,0 +1,241 @@
+"""Plans: data-driven cases on the local target, and the views (text, markdown, JSON).
+
+Each directory under ``tests/cases/plan/`` is a case (see its README): a domain file, maybe a
+starting domain file applied first and live files put on the server, and the expected plan.
+One test runs them all. ``MAILSTATE_REGEN=1`` rewrites the expectations after a reviewed change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailstate.plan import Change, FieldChange, FileAction, Plan, ServerPlan, diff_states
+from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+
+from .conftest import REPO, LocalServer
+
+CASES = REPO / "tests" / "cases" / "plan"
+REGEN = os.environ.get("MAILSTATE_REGEN") == "1"
+VIEWS = {"plan.txt": "text", "plan.md": "markdown", "plan.json": "json"}
+HASH_PARTS = ("$argon2id$", "N4YQIqT0fi9lTMmZ8x6DcA", "cA5B6D1nTIlRKuWcU2qt9Q",
+              "u81pxxOgnS3a2Iy3reMdzs6WvFe2b2v9ohpBpW+qOM4")
+
+
+def case_dirs() -> list[Path]:
+    return sorted(p for p in CASES.iterdir() if p.is_dir())
+
+
+def normalise(text: str, server: LocalServer) -> str:
+    """The server root as DIR; fingerprints (of rendered bytes) as a placeholder."""
+    text = text.replace(str(server.root), "DIR")
+    return re.sub(r'("(?:live|desired)_fingerprint": )"[0-9a-f]{64}"', r'\1"<sha256>"', text)
+
+
+def summary(plan_json: str) -> dict[str, Any]:
+    """What the text view does not show in full: files, reloads, drift, welcome mails."""
+    data = json.loads(plan_json)
+    [server] = data["servers"]
+    return {"summary": data["summary"], "has_changes": data["has_changes"],
+            "files": {f["path"]: f"{f['action']} ({f['reason']}, {f['service']})"
+                      for f in server["files"]},
+            "reloads": server["reloads"], "drift": server["drift"],
+            "warnings": server["warnings"], "welcome": server["welcome"]}
+
+
+def expect(path: Path, actual: str) -> None:
+    if REGEN or not path.exists():
+        path.write_text(actual)
+        if not REGEN:
+            pytest.fail(f"{path.name} did not exist; written, review it")
+    assert actual == path.read_text(), f"{path} differs (MAILSTATE_REGEN=1 after review)"
+
+
+@pytest.mark.parametrize("case", case_dirs(), ids=lambda p: p.name)
+def test_plan_case(case: Path, server: LocalServer) -> None:
+    if (case / "before.yaml").exists():
+        server.apply(server.domain((case / "before.yaml").read_text()))
+    if (case / "live").is_dir():
+        shutil.copytree(case / "live", server.root, dirs_exist_ok=True)
+    path = server.domain((case / "domain.yaml").read_text())
+
+    outputs: dict[str, str] = {}
+    for name, fmt in VIEWS.items():
+        result = server.cli("plan", str(path), "--format", fmt)
+        assert result.exit_code == 0, result.output
+        outputs[name] = normalise(result.stdout, server)
+        assert result.stderr == ""
+    expect(case / "plan.txt", outputs["plan.txt"])
+    expect(case / "summary.json", json.dumps(summary(outputs["plan.json"]), indent=2) + "\n")
+    for name in ("plan.md", "plan.json"):
+        if (case / name).exists():
+            expect(case / name, outputs[name])
+    for text in outputs.values():
+        for part in HASH_PARTS:
+            assert part not in text
+    plan = Plan.from_json(outputs["plan.json"])
+    assert plan.to_json() == outputs["plan.json"]
+    assert plan.to_text() == outputs["plan.txt"] and plan.to_markdown() == outputs["plan.md"]
+
+    code = 2 if plan.has_changes else 0
+    assert server.cli("plan", str(path), "--detailed-exitcode").exit_code == code
+    # and the loop closes: after apply the same files plan to nothing
+    if plan.has_changes:
+        result = server.cli("apply", str(path), "--auto-approve")
+        assert result.exit_code == 0, result.output
+    result = server.cli("plan", str(path), "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+
+
+def test_every_case_has_its_expectations() -> None:
+    for case in case_dirs():
+        assert (case / "domain.yaml").exists(), case
+        assert (case / "plan.txt").exists() and (case / "summary.json").exists(), case
+    first = CASES / "monsite-first"
+    assert (first / "domain.yaml").resolve() == REPO / "examples" / "monsite.be.yaml"
+    assert all((first / name).exists() for name in VIEWS)
+
+
+# ---------------------------------------------------------------- views, on hand-made states
+
+HASH = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$N4YQIqT0fi9lTMmZ8x6DcA"
+        "$u81pxxOgnS3a2Iy3reMdzs6WvFe2b2v9ohpBpW+qOM4")
+OTHER = "{BLF-CRYPT}$2y$10$abcdefghijklmnopqrstuu5Jb6NI5qZ1mnLz0VqS0bD5j4.xXmT9K"
+
+
+def mailbox(login: str = "info", **changes: Any) -> Mailbox:
+    fields: dict[str, Any] = {"login": login, "domain": "monsite.be", "name": "Info",
+                              "password": HASH, "quota": 3 * 1024**3}
+    return Mailbox(**{**fields, **changes})
+
+
+def state(*mailboxes: Mailbox, **domain: Any) -> ServerState:
+    return ServerState(domains={"monsite.be": Domain(
+        name="monsite.be", mailboxes={m.login: m for m in mailboxes}, **domain)})
+
+
+def two_servers() -> Plan:
+    one = ServerPlan("maximusconfessor", "ssh://root@maximusconfessor",
+                     diff_states(state(mailbox()), state(mailbox(quota=2 * 1024**3))),
+                     [FileAction("/etc/dovecot/mailstate/passwd", "write", "dovecot", "changed")],
+                     ["dovecot"])
+    two = ServerPlan("gregorius", "ssh://root@gregorius:2222",
+                     diff_states(ServerState(), state(mailbox("sales"))),
+                     [FileAction("/etc/dovecot/mailstate/passwd", "write", "dovecot", "new")],
+                     ["dovecot"], welcome=["sales"])
+    return Plan([one, two])
+
+
+def test_markdown_is_a_table_per_server() -> None:
+    md = two_servers().to_markdown()
+    assert md.startswith("### mailstate plan: 2 to add, 1 to change, 0 to remove\n")
+    assert md.count("| | domain | what | details |\n|---|---|---|---|\n") == 2
+    first, second = md.split("#### Server ")[1:]
+    assert first.startswith("`maximusconfessor` (ssh://root@maximusconfessor)")
+    assert "| ~ | monsite.be | mailbox info | quota: 3G → 2G |" in first
+    assert second.startswith("`gregorius` (ssh://root@gregorius:2222)")
+    assert "| + | monsite.be | domain monsite.be |  |" in second
+    assert "| + | monsite.be | mailbox sales | Info; 3G |" in second
+
+
+def test_markdown_keeps_warnings_out_of_the_table_and_names_welcome_mails() -> None:
+    plan = two_servers()
+    plan.servers[0].drift = ["/etc/dovecot/mailstate/passwd"]
+    md = plan.to_markdown()
+    assert "> :warning: drift: `/etc/dovecot/mailstate/passwd` was edited by hand since the " \
+           "last apply\n\n| | domain |" in md
+    assert "\nWelcome mail to: sales.\n" in md
+    assert "\n  welcome mail to: sales\n" in plan.to_text()
+
+
+def test_markdown_escapes_table_syntax() -> None:
+    change = Change("add", "alias", "a|b@monsite.be", "monsite.be", note="-> x|y\nz")
+    md = Plan([ServerPlan("s", "local:DIR", [change])]).to_markdown()
+    assert "| + | monsite.be | alias a\\|b@monsite.be | -> x\\|y z |" in md
+
+
+def test_json_round_trips() -> None:
+    plan = two_servers()
+    plan.servers[0].drift = ["/etc/dovecot/mailstate/passwd"]
+    plan.servers[0].warnings = ["a warning"]
+    plan.servers[0].live_fingerprint = "a" * 64
+    again = Plan.from_json(plan.to_json())
+    assert again == plan
+    assert again.to_text() == plan.to_text() and again.to_markdown() == plan.to_markdown()
+
+
+def test_greylisting_settings_show_units_and_round_trip_through_json() -> None:
+    old = ServerState(greylisting=Greylisting(enabled=False, delay=300))
+    new = ServerState(greylisting=Greylisting(delay=1800, max_age=60,
+                                              whitelist_clients=("192.0.2.0/24",)))
+    plan = Plan([ServerPlan("s", "local:DIR", diff_states(old, new))])
+    text = plan.to_text()
+    assert "~ greylisting settings postgrey\n" in text
+    for line in ("enabled: no -> yes", "delay: 5m -> 30m", "max_age: 35d -> 60d",
+                 "whitelist_clients: (none) -> 192.0.2.0/24"):
+        assert f"      {line}\n" in text, line
+    assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_no_hash_in_any_view() -> None:
+    changes = diff_states(state(mailbox()), state(mailbox(password=OTHER)))
+    assert changes == [Change("change", "mailbox", "info", "monsite.be",
+                              [FieldChange("password", "(hash)", "(new hash)")])]
+    plan = Plan([ServerPlan("s", "local:DIR", changes)])
+    added = Plan([ServerPlan("s", "local:DIR", diff_states(ServerState(), state(mailbox())))])
+    for view in (plan.to_text(), plan.to_markdown(), plan.to_json(),
+                 added.to_text(), added.to_markdown(), added.to_json()):
+        assert HASH not in view and OTHER not in view
+        assert "$argon2id$" not in view and "$2y$" not in view
+
+
+def test_changes_inside_a_mailbox_are_fields() -> None:
+    vacation = Vacation(subject="Away", message="Back soon.\n")
+    old = mailbox(addresses=("contact@monsite.be",), forward=("a@gmail.com",), vacation=vacation)
+    new = mailbox(addresses=("contact@monsite.be", "info2@monsite.be"), forward=(),
+                  keep_copy=True, quota=1024**3,
+                  vacation=vacation.model_copy(update={"message": "Back on Monday.\n",
+                                                       "interval": 86400}))
+    [change] = diff_states(state(old), state(new))
+    assert change.action == "change" and change.kind == "mailbox"
+    assert [(f.field, f.old, f.new) for f in change.fields] == [
+        ("addresses", ["contact@monsite.be"], ["contact@monsite.be", "info2@monsite.be"]),
+        ("forward", ["a@gmail.com"], []),
+        ("quota", "3G", "1G"),
+        ("vacation.interval", "10m", "1d"),
+        ("vacation.message", "(old text)", "(new text)"),
+    ]
+
+
+def test_a_reordered_state_is_no_change() -> None:
+    one = state(mailbox("a"), mailbox("b"), aliases={"x@monsite.be": ("a@monsite.be",),
+                                                     "y@monsite.be": ("b@monsite.be",)})
+    two = state(mailbox("b"), mailbox("a"), aliases={"y@monsite.be": ("b@monsite.be",),
+                                                     "x@monsite.be": ("a@monsite.be",)})
+    assert diff_states(one, two) == []
+
+
+def test_summary_lines() -> None:
+    assert Plan([ServerPlan("s", "t")]).summary() == \
+        "No changes. The servers match the domain files."
+    layout_only = Plan([ServerPlan("s", "t", files=[FileAction("/f", "write", "postfix",
+                                                               "changed")])])
+    assert layout_only.has_changes
+    assert layout_only.summary() == ("Plan: 0 to add, 0 to change, 0 to remove. "
+                                     "(Only file layout differs; the state is the same.)")
+    assert "no changes" in Plan([ServerPlan("s", "t")]).to_text()
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", '{"format": 2, "servers": []}', '{"format": 1}',
+                                  '{"format": 1, "servers": [{"server": "s"}]}',
+                                  '{"format": 1, "servers": [{"changes": [], "files": [], '
+                                  '"nonsense": 1}]}'])
+def test_from_json_refuses_what_is_not_a_plan(text: str) -> None:
+    with pytest.raises(ValueError, match="plan file"):
+        Plan.from_json(text)
