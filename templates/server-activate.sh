@@ -20,6 +20,7 @@
 # MAILSTATE_ROOT prefixes every path (the local target); MAILSTATE_NO_COMMANDS=1 skips the
 # server programs and says so.
 set -u
+umask 022  # new directories must be traversable by the mail user (Sieve scripts)
 ROOT="${MAILSTATE_ROOT:-}"
 NOCMD="${MAILSTATE_NO_COMMANDS:-0}"
 STAGE=$(cd "$(dirname "$0")" && pwd)
