@@ -576,3 +576,57 @@ def test_apply_prunes_generations_by_the_retention_policy(server: LocalServer) -
         "20200202T120000000000Z", "20200203T120000000000Z",
         *(f"202002{day:02d}T120000000000Z" for day in range(4, 10)),  # daily
         new]
+
+
+# ---------------------------------------------------------------- several servers
+
+
+def two_server_repo(server: LocalServer) -> Path:
+    repo = server.work / "provider"
+    (repo / "domains").mkdir(parents=True)
+    (repo / "mailstate.yaml").write_text(
+        "servers:\n"
+        f"  mx1: {{target: 'local:{server.root}/mx1'}}\n"
+        f"  mx2: {{target: 'local:{server.root}/mx2'}}\n"
+        "accounts:\n  monsite: {plan: recommended}\n  bakker: {plan: light}\n")
+    text = example().replace("plan: recommended", "").replace("maximusconfessor", "mx1")
+    (repo / "domains" / "monsite.be.yaml").write_text(text)
+    (repo / "domains" / "bakker.be.yaml").write_text(
+        "domain: bakker.be\naccount: bakker\nserver: mx2\nmailboxes:\n  bakker:\n"
+        f'    name: Bakker\n    password: "{{ARGON2ID}}$argon2id$v=19$m=65536,t=3,p=1$'
+        f'{ADMIN_HASH}"\n')
+    return repo
+
+
+def test_several_servers_one_round_trip_each_to_plan(
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = two_server_repo(server)
+    roots: list[str] = []
+    real_run = LocalTransport.run
+
+    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+        roots.append(self.root.name)
+        return real_run(self, script, args, stdin)
+
+    monkeypatch.setattr(LocalTransport, "run", counting)
+    md = ok(server.cli("plan", str(repo), "--format", "markdown", "--detailed-exitcode",
+                       target=False), 2)
+    assert sorted(roots) == ["mx1", "mx2"]
+    assert md.count("| | domain | what | details |") == 2
+    assert "#### Server `mx1`" in md and "#### Server `mx2`" in md
+    roots.clear()
+    ok(server.cli("apply", str(repo), "--auto-approve", target=False))
+    assert sorted(roots) == ["mx1"] * 3 + ["mx2"] * 3
+    assert "bakker:" in (server.root / "mx2" / PASSWD).read_text()
+    assert "bakker:" not in (server.root / "mx1" / PASSWD).read_text()
+
+    # a change on one server: the other is read, and nothing more
+    domain = repo / "domains" / "bakker.be.yaml"
+    domain.write_text(domain.read_text() + "    quota: 1G\n")
+    roots.clear()
+    out = ok(server.cli("apply", str(repo), "--auto-approve", target=False))
+    assert sorted(roots) == ["mx1"] + ["mx2"] * 3
+    assert "Server mx1" in out and "mx2: generation" in out and "mx1: generation" not in out
+    ok(server.cli("plan", str(repo), "--detailed-exitcode", target=False), 0)
+    out = ok(server.cli("plan", str(repo), "--target", server.target, target=False), 1)
+    assert "--target names one server" in out
