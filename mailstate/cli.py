@@ -143,7 +143,12 @@ def plan(paths, target, known_hosts, identity, fmt, out, detailed_exitcode) -> N
     view = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
     click.echo(view[fmt](), nl=False)
     if out:
-        out.write_text(result.to_json())
+        try:
+            out.write_text(result.to_json())
+        except OSError as exc:
+            click.secho(f"error: cannot save the plan to {out}: {exc.strerror}", fg="red",
+                        err=True)
+            sys.exit(1)
         click.echo(f"Saved the plan to {out}; apply it with `mailstate apply --plan {out}`.",
                    err=True)
     if detailed_exitcode and result.has_changes:

@@ -630,3 +630,10 @@ def test_several_servers_one_round_trip_each_to_plan(
     ok(server.cli("plan", str(repo), "--detailed-exitcode", target=False), 0)
     out = ok(server.cli("plan", str(repo), "--target", server.target, target=False), 1)
     assert "--target names one server" in out
+
+
+def test_a_plan_that_cannot_be_saved_is_an_error(server: LocalServer, tmp_path: Path) -> None:
+    path = server.example()
+    out = ok(server.cli("plan", str(path), "--out", str(tmp_path / "missing" / "plan.json"),
+                        "--detailed-exitcode"), 1)
+    assert "error: cannot save the plan to" in out and "Traceback" not in out
