@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from mailstate.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.formats.lines import Line
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
-from mailstate.render import LOGIN, render
+from mailstate.render import LOGIN, file_group, render
 from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
 
 ALIAS_MAP = "virtual_aliases"
@@ -302,21 +302,24 @@ class _Reader:
         return ServerState(domains=domains, greylisting=greylisting)
 
     # -- cross-check -----------------------------------------------------------------------
-    def compare(self, expected: Rendered) -> None:
-        """Report live lines that the parsed state would not render, and lines it lacks."""
+    def compare(self, expected: Rendered, skip: set[str] | frozenset[str] = frozenset()) -> None:
+        """Report live lines that the parsed state would not render, and lines it lacks.
+
+        Paths in `skip` are known to be exactly what mailstate renders: nothing to report.
+        """
         want = expected.by_path()
-        for path in sorted(self.files):
+        for path in sorted(set(self.files) - skip):
             data = self.files[path]
             first = lines.split_lines(data)[:1]
             if not first or MANAGED_HEADER not in first[0]:
                 self.warn(path, Line(1, first[0] if first else ""), "no mailstate header")
-            if path not in want:
-                continue
+            if path not in want or data == want[path].content:
+                continue  # byte-identical to what the parsed state renders: nothing to report
             if path == self.layout.dovecot_fragment or path.endswith(".sieve"):
                 self._compare_exact(path, data, want[path].content)
             else:
                 self._compare_lines(path, data, want[path].content)
-        for path in sorted(set(self.files) - set(want)):
+        for path in sorted(set(self.files) - set(want) - skip):
             if not any(p == path for p, _ in self.flagged):
                 self.warn(path, Line(1, ""), "not a file mailstate renders for this state")
 
@@ -390,19 +393,25 @@ def derived(path: str, layout: Layout) -> bool:
     return stem in managed_paths(layout).files or stem.startswith(layout.sieve_dir + "/")
 
 
-def parse(files: dict[str, bytes], layout: Layout, facts: Facts) -> Parsed:
+def parse(files: dict[str, bytes], layout: Layout, facts: Facts,
+          known: dict[str, bytes] | None = None) -> Parsed:
     """Parse the live files of one server; missing files are empty parts of the state.
 
     ``files`` maps absolute paths to contents; files the server derives from managed ones
-    (``postmap`` output, compiled Sieve binaries) may be included and are ignored.
+    (``postmap`` output, compiled Sieve binaries) may be included and are ignored. ``known``
+    (optional) holds files mailstate rendered itself: a live file equal to its known version
+    is understood line by line already, so the cross-check renders only the other groups.
     """
     files = {p: c for p, c in files.items() if not derived(p, layout)}
     reader = _Reader(files, layout, facts)
     state = reader.state()
+    known = known or {}
+    skip = {p for p, c in files.items() if known.get(p) == c}
+    groups = {file_group(p, layout) for p in set(files) - skip}
     try:
-        expected = render(state, layout, facts)
+        expected = render(state, layout, facts, groups)
     except ValueError as exc:  # a combination the readers did not foresee: say so, don't crash
         reader.warnings.append(f"live files describe a state mailstate cannot render: {exc}")
     else:
-        reader.compare(expected)
+        reader.compare(expected, skip)
     return Parsed(state=state, warnings=reader.warnings)

@@ -14,8 +14,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from .state import Domain, Greylisting, Mailbox, ServerState
 from .values import format_duration, format_size
 
@@ -224,6 +222,8 @@ def _greylisting_view(greylisting: Greylisting) -> dict[str, Any]:
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    from deepdiff import DeepDiff  # imported here: it pulls in numpy, and most plans need none
+
     diff = DeepDiff(old, new, ignore_order=True, view="tree")
     names: set[str] = set()
     for report in diff.values():

@@ -15,7 +15,7 @@ from .desired import STANDALONE_SERVER, Desired
 from .layout import Facts, Layout, Rendered
 from .parse import parse
 from .plan import Change, FieldChange, FileAction, ServerPlan, diff_states
-from .render import render
+from .render import file_group, render
 from .schema import Server
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
 from .transport.local import LocalTransport
@@ -96,7 +96,8 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     if live_files != {p: f.content for p, f in wanted.items()}:
         # Byte-identical files need no parse: render is deterministic and
         # parse(render(s)) == s is property-tested, so the live state is the desired one.
-        parsed = parse(live_files, layout, snapshot.facts)
+        parsed = parse(live_files, layout, snapshot.facts,
+                       known={p: f.content for p, f in wanted.items()})
         # Lines of a file mailstate never wrote (Debian's /etc/default/postgrey on a fresh
         # server) are not news: apply adopts such files. Report only files mailstate owns.
         plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
@@ -109,7 +110,9 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         plan.files.append(FileAction(path, "write", file.service, reason))
     for path in sorted(set(manifest) - set(wanted)):
         if path in live_files:
-            plan.files.append(FileAction(path, "remove", _service_of(path, layout), "changed"))
+            group = file_group(path, layout)
+            service = "dovecot" if group == "sieve" else group
+            plan.files.append(FileAction(path, "remove", service, "changed"))
     for action in plan.files:
         live = live_files.get(action.path)
         if live is not None and action.path in manifest and sha256(live) != manifest[action.path]:
@@ -131,11 +134,3 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     plan.desired_fingerprint = _fingerprint({p: f.content for p, f in wanted.items()},
                                             rendered.postfix_settings)
     return Prepared(plan, transport, layout, config, rendered, snapshot, manifest)
-
-
-def _service_of(path: str, layout: Layout) -> str:
-    if path.startswith(layout.postfix_dir):
-        return "postfix"
-    if path.startswith(layout.postgrey_dir) or path == layout.postgrey_default:
-        return "postgrey"
-    return "dovecot"

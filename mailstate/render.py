@@ -257,14 +257,28 @@ def _postgrey_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
     return [RenderedFile(path=p, content=c, service="postgrey") for p, c in made.items()]
 
 
-def render(state: ServerState, layout: Layout, facts: Facts) -> Rendered:
-    """Every file of one server, sorted by path, and the main.cf settings."""
-    made = [
-        *_postfix_files(state, layout),
-        *_dovecot_files(state, layout, facts),
-        *_sieve_files(state, layout),
-        *_postgrey_files(state, layout),
-    ]
+GROUPS = frozenset({"postfix", "dovecot", "sieve", "postgrey"})
+
+
+def file_group(path: str, layout: Layout) -> str:
+    """Which part of render makes a path (so a caller can ask for only some parts)."""
+    if path.startswith(layout.sieve_dir + "/"):
+        return "sieve"
+    if path.startswith(layout.postfix_dir + "/"):
+        return "postfix"
+    if path == layout.postgrey_default or path.startswith(layout.postgrey_dir + "/"):
+        return "postgrey"
+    return "dovecot"
+
+
+def render(state: ServerState, layout: Layout, facts: Facts,
+           groups: set[str] | frozenset[str] = GROUPS) -> Rendered:
+    """Every file of one server (or of the given groups), sorted by path, and main.cf settings."""
+    parts = {"postfix": lambda: _postfix_files(state, layout),
+             "dovecot": lambda: _dovecot_files(state, layout, facts),
+             "sieve": lambda: _sieve_files(state, layout),
+             "postgrey": lambda: _postgrey_files(state, layout)}
+    made = [f for name, make in parts.items() if name in groups for f in make()]
     return Rendered(
         files=tuple(sorted(made, key=lambda f: f.path)),
         postfix_settings=postfix_settings(state, layout, facts),
