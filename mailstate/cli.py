@@ -7,6 +7,7 @@ input: errors are printed as file:line:column: what is wrong, what to do.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -39,6 +40,10 @@ def _load_or_exit(paths: tuple[str, ...]):
 @click.version_option(__version__, prog_name="mailstate")
 def main() -> None:
     """Hosted e-mail as code: YAML domain files reconciled onto Postfix, Dovecot and postgrey."""
+    # A short-lived command that builds a large tree of objects (every YAML node is kept for
+    # error positions): the cyclic collector would rescan it again and again, doubling the
+    # run time, and reclaims next to nothing. Memory is returned when the process exits.
+    gc.disable()
 
 
 @main.command()

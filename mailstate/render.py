@@ -40,13 +40,7 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ENV.filters.update(
-    postfix_key=postfix.key,
     postfix_domain=postfix.domain,
-    postfix_word=postfix.word,
-    postfix_targets=postfix.targets,
-    passwd_field=dovecot.field,
-    passwd_hash=dovecot.password,
-    passwd_extra=dovecot.extra,
     sieve_string=sieve.string,
     sieve_list=sieve.string_list,
     shell_word=postgrey.shell_word,
@@ -68,9 +62,16 @@ def login(value: str) -> str:
     return value
 
 
-def _by_address(entries: dict[str, tuple[str, ...]]) -> list[tuple[str, tuple[str, ...]]]:
-    """Entries grouped by domain, then by local part (catch-all ``@d`` first)."""
-    return sorted(entries.items(), key=lambda kv: tuple(reversed(kv[0].rsplit("@", 1))))
+def _by_address(entries: dict[str, tuple[str, ...]], alias: bool = False) -> list[tuple[str, str]]:
+    """Encoded (key, value) lines grouped by domain, then by local part (catch-all first).
+
+    Encoding happens here, in Python, rather than in template filters: the maps of a large
+    server have tens of thousands of lines and the templates only lay them out.
+    """
+    ordered = sorted(entries.items(), key=lambda kv: tuple(reversed(kv[0].rsplit("@", 1))))
+    if alias:
+        return [(postfix.key(k), postfix.targets(v)) for k, v in ordered]
+    return [(postfix.key(k), " ".join(postfix.word(w) for w in v)) for k, v in ordered]
 
 
 def sieve_forward(mb: Mailbox) -> bool:
@@ -153,7 +154,7 @@ def _postfix_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
             entries=_by_address(mailboxes)),
         "virtual_aliases": template(
             "virtual_aliases.j2", header=lines.header("addresses -> delivery targets"),
-            entries=_by_address(aliases)),
+            entries=_by_address(aliases, alias=True)),
         "recipient_access": template(
             "postfix_map.j2", header=lines.header("disabled primary addresses"),
             entries=_by_address(rejects)),
@@ -204,13 +205,15 @@ def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
 
 def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[RenderedFile]:
     users = [
-        {"mb": mb, "home": f"{layout.vmail_dir}/{mb.domain}/{login(mb.login)}",
-         "extras": passwd_extras(mb, layout, facts)}
+        (dovecot.field(login(mb.login), "user"), dovecot.password(mb.password),
+         dovecot.field(mb.name, "real name"),
+         dovecot.field(f"{layout.vmail_dir}/{mb.domain}/{mb.login}", "home"),
+         " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts)))
         for mb in sorted(state.mailboxes().values(), key=lambda m: m.login)
     ]
     passwd_path = f"{layout.dovecot_dir}/passwd"
     passwd = template("passwd.j2", header=lines.header("Dovecot users"), users=users,
-                      layout=layout)
+                      uid=layout.vmail_uid, gid=layout.vmail_gid)
     name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
     conf = template(name, header=lines.header("virtual mailboxes, quota, LMTP, Sieve"),
                     layout=layout, passwd=passwd_path)
