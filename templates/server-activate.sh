@@ -82,6 +82,7 @@ restore() {
         done < "$GEN/postmap"
     fi
     if [ -f "$GEN/postconf" ]; then postconf_set < "$GEN/postconf"; fi
+    if [ -s "$GEN/postconf_unset" ]; then xargs postconf -X < "$GEN/postconf_unset"; fi
     if [ -f "$GEN/main.cf" ]; then cp -p "$GEN/main.cf" "$ROOT/etc/postfix/main.cf"; fi
     reload_all || true
 }
@@ -181,8 +182,14 @@ if [ -s "$META/postconf" ]; then
     if [ "$NOCMD" = 1 ]; then
         [ -f "$ROOT/etc/postfix/main.cf" ] && cp -p "$ROOT/etc/postfix/main.cf" "$GEN/main.cf"
     else
+        # Keys not set in main.cf are recorded as such: restoring their default value with
+        # postconf -e would pin it in main.cf; postconf -X removes them again.
         while IFS=' =' read -r key _; do
-            printf '%s = %s\n' "$key" "$(postconf -h "$key")"
+            if [ -n "$(postconf -n "$key")" ]; then
+                printf '%s = %s\n' "$key" "$(postconf -h "$key")"
+            else
+                printf '%s\n' "$key" >> "$GEN/postconf_unset"
+            fi
         done < "$META/postconf" > "$GEN/postconf"
     fi
 fi
