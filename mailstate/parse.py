@@ -200,11 +200,11 @@ class _Reader:
     def read_aliases(self) -> None:
         path = f"{self.layout.postfix_dir}/{ALIAS_MAP}"
         for line, key, value in self.postfix(ALIAS_MAP):
-            targets = postfix.split_targets(value)
             local, _, dom = key.rpartition("@")
-            box = self.boxes.get(local)
             if dom in self.alias_of:
                 continue  # per-address expansion of a domain alias; checked by re-rendering
+            targets = postfix.split_targets(value)
+            box = self.boxes.get(local)
             if not targets or not _valid(postfix.word, *targets) or not _valid(postfix.key, key):
                 self.warn(path, line, "not a valid alias")
             elif dom not in self.domains:

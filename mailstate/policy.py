@@ -231,6 +231,12 @@ def loops(desired: Desired) -> Iterator[Issue]:
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """One cycle per back edge of a depth-first search: linear in the size of the graph."""
+    # Only nodes that lead somewhere inside the graph can be on a cycle: peel off the rest
+    # (addresses whose targets all end outside, then those leading only to them, ...).
+    graph = {n: ts & edges.keys() for n, ts in edges.items()}
+    while dead := {n for n, ts in graph.items() if not ts}:
+        graph = {n: ts - dead for n, ts in graph.items() if n not in dead}
+    edges = graph
     colour: dict[str, int] = {}  # 1 = on the current path, 2 = done
     cycles = []
     for root in sorted(edges):

@@ -41,6 +41,10 @@ def content_lines(data: bytes) -> list[Line]:
 
 def postfix_lines(data: bytes) -> list[Line]:
     """Postfix table source lines: a line starting with whitespace continues the previous one."""
+    if b"\n " not in data and b"\n\t" not in data and data[:1] not in (b" ", b"\t"):
+        # No continuation lines (always so for what mailstate writes): one cheap pass.
+        return [Line(n, raw.strip()) for n, raw in enumerate(split_lines(data), start=1)
+                if raw.strip() and not raw.lstrip().startswith("#")]
     out: list[Line] = []
     for n, raw in enumerate(split_lines(data), start=1):
         stripped = raw.strip()
