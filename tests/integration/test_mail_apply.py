@@ -253,6 +253,8 @@ def test_failed_check_changes_nothing(site: Site, host: TestHost) -> None:
     assert "doveconf rejected" in result.stderr and "nothing was changed" in result.stderr
     assert contents(host) == before
     assert generations(host) == gens
+    staged = [p for p in os.listdir(host.host_path(STATE_DIR)) if p.startswith("stage")]
+    assert staged == [], "the upload (with password hashes) was left behind"
     assert rcpt(host, sender(), "restore0002@restore.be")[0] == 550
     subject = f"still flowing {token()}"
     send(host, sender(), "restore0001@restore.be", subject)
