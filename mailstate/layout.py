@@ -7,9 +7,24 @@ files (Dovecot version, Postfix's default map type) and decide the syntax render
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MANAGED_HEADER = "managed by mailstate"
+_PATH = re.compile(r"(/[A-Za-z0-9._+-]+)+")
+
+
+def _server_path(value: str) -> str:
+    """Server paths go into shell lists, configuration files and tar names: keep them plain."""
+    if not _PATH.fullmatch(value) or any(p in (".", "..") for p in value.split("/")):
+        raise ValueError(f"{value!r} must be an absolute path of letters, digits and . _ + - "
+                         "(no spaces, no '..', no trailing '/')")
+    return value
+
+
+ServerPath = Annotated[str, AfterValidator(_server_path)]
 
 
 class Layout(BaseModel):
@@ -17,18 +32,19 @@ class Layout(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    postfix_dir: str = "/etc/postfix/mailstate"  # virtual maps, recipient access map
-    dovecot_dir: str = "/etc/dovecot/mailstate"  # passwd-file
-    sieve_dir: str = "/etc/dovecot/mailstate/sieve"  # one script per mailbox that needs one
-    dovecot_fragment: str = "/etc/dovecot/conf.d/99-mailstate.conf"  # sorts after 90-sieve
-    postgrey_default: str = "/etc/default/postgrey"  # POSTGREY_OPTS
-    postgrey_dir: str = "/etc/postgrey"  # whitelist_{clients,recipients}.local
-    state_dir: str = "/var/lib/mailstate"  # manifest, generations, lock
-    vmail_dir: str = "/var/vmail"  # mailbox homes: vmail_dir/domain/login
-    vmail_uid: int = 5000
-    vmail_gid: int = 5000
-    postgrey_inet: str = "127.0.0.1:10023"
-    lmtp_socket: str = "private/dovecot-lmtp"  # relative to Postfix's queue directory
+    postfix_dir: ServerPath = "/etc/postfix/mailstate"  # virtual maps, recipient access map
+    dovecot_dir: ServerPath = "/etc/dovecot/mailstate"  # passwd-file
+    sieve_dir: ServerPath = "/etc/dovecot/mailstate/sieve"  # one script per mailbox
+    dovecot_fragment: ServerPath = "/etc/dovecot/conf.d/99-mailstate.conf"  # after 90-sieve
+    postgrey_default: ServerPath = "/etc/default/postgrey"  # POSTGREY_OPTS
+    postgrey_dir: ServerPath = "/etc/postgrey"  # whitelist_{clients,recipients}.local
+    state_dir: ServerPath = "/var/lib/mailstate"  # manifest, generations, lock
+    vmail_dir: ServerPath = "/var/vmail"  # mailbox homes: vmail_dir/domain/login
+    vmail_uid: int = Field(default=5000, ge=1, le=2**31 - 1)
+    vmail_gid: int = Field(default=5000, ge=1, le=2**31 - 1)
+    postgrey_inet: str = Field(default="127.0.0.1:10023", pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
+    lmtp_socket: str = Field(default="private/dovecot-lmtp",  # relative to the queue dir
+                             pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
 class Facts(BaseModel):
