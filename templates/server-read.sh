@@ -16,13 +16,22 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailstate-read.XXXXXX") || exit 3
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/facts"
 
-: > "$tmp/paths"
-while IFS= read -r path; do
-    rel="${path#/}"
-    if [ -e "$ROOT/$rel" ]; then
-        printf '%s\n' "$rel" >> "$tmp/paths"
+# The paths asked for, plus every file the last apply recorded in its manifest (so that a
+# file left behind by a changed layout is still seen, and can be removed).
+{
+    cat
+    if [ -f "$ROOT$STATE_DIR/manifest.json" ]; then
+        grep -o '"/[^"]*": "[0-9a-f]\{64\}"' "$ROOT$STATE_DIR/manifest.json" | cut -d'"' -f2
     fi
-done
+} | while IFS= read -r path; do
+    rel="${path#/}"
+    if [ -d "$ROOT/$rel" ]; then
+        (cd "$ROOT/" && find "$rel" -type f)
+    elif [ -e "$ROOT/$rel" ]; then
+        printf '%s\n' "$rel"
+    fi
+done | grep -v -e '\.db$' -e '\.lmdb$' -e '\.svbin$' -e '\.mailstate-new$' \
+    | sort -u > "$tmp/paths"
 
 if [ "$NOCMD" != 1 ]; then
     dovecot --version > "$tmp/facts/dovecot_version" 2>/dev/null || true
@@ -36,6 +45,5 @@ if [ -d "$ROOT$STATE_DIR/generations" ]; then
     ls -1 "$ROOT$STATE_DIR/generations" > "$tmp/facts/generations"
 fi
 
-(cd "$ROOT/" && tar -cf "$tmp/files.tar" --exclude='*.db' --exclude='*.lmdb' \
-    --exclude='*.svbin' --exclude='*.mailstate-new' -T "$tmp/paths") || exit 4
+(cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/paths") || exit 4
 tar -cf - -C "$tmp" files.tar facts

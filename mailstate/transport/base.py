@@ -65,11 +65,12 @@ class Snapshot:
 
 
 def read_paths(layout: Layout) -> list[str]:
-    """Everything mailstate owns on a server (directories are read whole)."""
-    return [layout.postfix_dir, layout.dovecot_dir, layout.sieve_dir, layout.dovecot_fragment,
-            layout.postgrey_default, f"{layout.postgrey_dir}/whitelist_clients.local",
-            f"{layout.postgrey_dir}/whitelist_recipients.local",
-            f"{layout.state_dir}/manifest.json"]
+    """Everything mailstate owns on a server (directories are read whole). The read script
+    adds every file of the last apply's manifest, wherever an older layout put it."""
+    from ..parse import managed_paths
+
+    paths = managed_paths(layout)
+    return [*paths.files, *paths.directories, f"{layout.state_dir}/manifest.json"]
 
 
 def _postconf(text: str) -> dict[str, str]:

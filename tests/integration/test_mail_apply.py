@@ -314,9 +314,6 @@ def test_dovecot_fragment_dovecot_does_not_read_is_caught(
     wait_for_subject(host, "restore0001", PW, subject)
 
 
-@pytest.mark.xfail(strict=True, reason="a layout change makes mailstate forget the files it "
-                   "wrote at the old paths: they are neither removed nor kept in the manifest, "
-                   "and the old Dovecot fragment stays in effect")
 def test_layout_change_leaves_no_forgotten_files(site: Site, host: TestHost) -> None:
     site.apply(restore_domain("restore", "restore0001"))
     old = "/etc/dovecot/conf.d/99-mailstate.conf"
