@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.integration.mail import Site
 from tests.testhost import TestHost, missing_requirements
 
 
@@ -74,3 +75,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                 text = value.read_log(name)[-4000:]
                 if text:
                     report.sections.append((f"{value.fqdn} {name}.log", text))
+
+
+@pytest.fixture(scope="module")
+def host(request: pytest.FixtureRequest, testhost_environment: None) -> Iterator[TestHost]:
+    """One test host per test module, named by the module's HOST_NAME."""
+    with TestHost(request.module.HOST_NAME) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def site(host: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """A repository of domain files applied to the module's host (see mail.py)."""
+    return Site.create(host, tmp_path_factory.mktemp("repo"))
+

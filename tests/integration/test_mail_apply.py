@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,21 +29,11 @@ from tests.integration.mail import (
 from tests.testhost import TestHost
 
 pytestmark = pytest.mark.integration
+HOST_NAME = "apply"
 
 PW = "Apply-Password-1"
 STATE_DIR = "/var/lib/mailstate"
 DB_SUFFIX = ".db"  # Debian's Postfix: default_database_type = hash
-
-
-@pytest.fixture(scope="module")
-def host(testhost_environment: None) -> Iterator[TestHost]:
-    with TestHost("apply") as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def site(host: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Site:
-    return Site.create(host, tmp_path_factory.mktemp("repo"))
 
 
 def box(name: str, **fields: object) -> dict[str, object]:

@@ -6,7 +6,6 @@ passwords, welcome mails. One test host for the module; each test has its own do
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,11 @@ from tests.integration.mail import (
 from tests.testhost import TestHost
 
 pytestmark = pytest.mark.integration
+HOST_NAME = "delivery"
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "monsite.be.yaml"
 PW = "Test-Password-1"
 OUT = "outside.example"
-
-
-@pytest.fixture(scope="module")
-def host(testhost_environment: None) -> Iterator[TestHost]:
-    with TestHost("delivery") as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def site(host: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Site:
-    return Site.create(host, tmp_path_factory.mktemp("repo"))
 
 
 def mailbox(name: str, password: str = PW, **fields: object) -> dict[str, object]:

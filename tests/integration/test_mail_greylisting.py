@@ -5,7 +5,6 @@ its own sender address, so no triplet is ever known before a test."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,6 +12,7 @@ from tests.integration.mail import Site, password_hash, token, try_send, wait_fo
 from tests.testhost import TestHost
 
 pytestmark = pytest.mark.integration
+HOST_NAME = "greylist"
 
 PW = "Grey-Password-1"
 DELAY = 5  # seconds; postgrey's --delay
@@ -20,12 +20,6 @@ DELAY = 5  # seconds; postgrey's --delay
 
 def box(name: str) -> dict[str, object]:
     return {"name": name, "password": password_hash(PW)}
-
-
-@pytest.fixture(scope="module")
-def host(testhost_environment: None) -> Iterator[TestHost]:
-    with TestHost("greylist") as started:
-        yield started
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ takes effect with the next apply."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.integration.mail import (
@@ -21,20 +19,10 @@ from tests.integration.mail import (
 from tests.testhost import TestHost
 
 pytestmark = pytest.mark.integration
+HOST_NAME = "quota"
 
 PW = "Quota-Password-1"
 BIG = "x" * 76 + "\n"  # one line; 20,000 of them are about 1.5 MiB
-
-
-@pytest.fixture(scope="module")
-def host(testhost_environment: None) -> Iterator[TestHost]:
-    with TestHost("quota") as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def site(host: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Site:
-    return Site.create(host, tmp_path_factory.mktemp("repo"))
 
 
 def domain(quota: str) -> dict[str, object]:

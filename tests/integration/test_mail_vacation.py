@@ -9,7 +9,6 @@ is empty: a reply, if Sieve had sent one, would be in the sink by then."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.integration.mail import (
 from tests.testhost import SinkMessage, TestHost
 
 pytestmark = pytest.mark.integration
+HOST_NAME = "vacation"
 
 PW = "Vacation-Password-1"
 OUT = "outside.example"
@@ -57,12 +57,6 @@ DOMAIN = {
                             forward={"to": [f"deputy@{OUT}"], "keep_copy": False}),
     },
 }
-
-
-@pytest.fixture(scope="module")
-def host(testhost_environment: None) -> Iterator[TestHost]:
-    with TestHost("vacation") as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
