@@ -89,6 +89,8 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         "lmtp_socket": f"/var/spool/postfix/{layout.lmtp_socket}".encode(),
         "prune": _lines(prune([*prep.snapshot.generations, gen])),
         "manifest.json": json.dumps(manifest, indent=1).encode(),
+        "state.json": json.dumps({"format": 1, "generation": gen,
+                                  "state": state.model_dump(mode="json")}).encode(),
     }
     members: dict[str, tuple[bytes, int]] = {
         "activate.sh": (script("server-activate.sh").encode(), 0o700)}

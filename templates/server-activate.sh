@@ -121,11 +121,13 @@ if [ -f "$META/rollback" ]; then
     GEN="$ROOT$STATE_DIR/generations/$(cat "$META/rollback")"
     [ -f "$GEN/write" ] || fail "no generation $(cat "$META/rollback") on this server" 11
     restore
-    if [ -f "$GEN/manifest.json" ]; then
-        cp -p "$GEN/manifest.json" "$ROOT$STATE_DIR/manifest.json"
-    else
-        rm -f "$ROOT$STATE_DIR/manifest.json"
-    fi
+    for record in manifest.json state.json; do
+        if [ -f "$GEN/$record" ]; then
+            cp -p "$GEN/$record" "$ROOT$STATE_DIR/$record"
+        else
+            rm -f "$ROOT$STATE_DIR/$record"
+        fi
+    done
     say "rolled back to the files before generation $(cat "$META/rollback")"
     rm -rf "$STAGE"
     exit 0
@@ -177,7 +179,9 @@ keep() {
 }
 while read -r mode group path; do keep "$path"; done < "$META/write"
 while read -r path; do keep "$path"; done < "$META/remove"
-[ -f "$ROOT$STATE_DIR/manifest.json" ] && cp -p "$ROOT$STATE_DIR/manifest.json" "$GEN/manifest.json"
+for record in manifest.json state.json; do
+    [ -f "$ROOT$STATE_DIR/$record" ] && cp -p "$ROOT$STATE_DIR/$record" "$GEN/$record"
+done
 if [ -s "$META/postconf" ]; then
     if [ "$NOCMD" = 1 ]; then
         [ -f "$ROOT/etc/postfix/main.cf" ] && cp -p "$ROOT/etc/postfix/main.cf" "$GEN/main.cf"
@@ -221,9 +225,11 @@ fi
 # 4. reload what changed, probe --------------------------------------------------------
 reload_all || abort "a daemon did not come back after reload"
 
-# 5. done: manifest, welcome mails, retention ------------------------------------------
-cp "$META/manifest.json" "$ROOT$STATE_DIR/manifest.json.mailstate-new" \
-    && mv -f "$ROOT$STATE_DIR/manifest.json.mailstate-new" "$ROOT$STATE_DIR/manifest.json"
+# 5. done: manifest and state, welcome mails, retention --------------------------------
+for record in state.json manifest.json; do
+    cp "$META/$record" "$ROOT$STATE_DIR/$record.mailstate-new" \
+        && mv -f "$ROOT$STATE_DIR/$record.mailstate-new" "$ROOT$STATE_DIR/$record"
+done
 for mail in "$STAGE"/welcome/*.eml; do
     [ -f "$mail" ] || continue
     if [ "$NOCMD" = 1 ]; then

@@ -70,7 +70,8 @@ def read_paths(layout: Layout) -> list[str]:
     from ..parse import managed_paths
 
     paths = managed_paths(layout)
-    return [*paths.files, *paths.directories, f"{layout.state_dir}/manifest.json"]
+    return [*paths.files, *paths.directories, f"{layout.state_dir}/manifest.json",
+            f"{layout.state_dir}/state.json"]
 
 
 def _postconf(text: str) -> dict[str, str]:
