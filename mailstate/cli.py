@@ -123,7 +123,7 @@ def _prepare(paths, target, known_hosts, identity):
             transport = open_transport(target_of(desired, server, target), config,
                                        desired.repo.root, known_hosts, identity)
             prepared.append(prepare(desired, server, transport))
-    except TransportError as exc:
+    except (TransportError, ValueError) as exc:  # ValueError: render refused a value
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
     return desired, prepared

@@ -16,6 +16,7 @@ from .layout import Layout
 from .passwords import check_hash
 from .values import (
     Address,
+    Client,
     DomainName,
     Duration,
     LocalOrAddress,
@@ -81,7 +82,7 @@ class ServerGreylisting(Strict):
     enabled: bool = True
     delay: Duration = Field(default=900, ge=1, le=86400, description="e.g. 15m")
     max_age: Duration = Field(default=35 * 86400, ge=86400, description="e.g. 35d")
-    whitelist_clients: list[str] = Field(default_factory=list,
+    whitelist_clients: list[Client] = Field(default_factory=list,
                                          description="host names, IP addresses or networks")
     auto_whitelist_clients: int = Field(default=5, ge=0,
                                         description="postgrey's --auto-whitelist-clients")

@@ -229,6 +229,23 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def check_client(value: str) -> str:
+    """A postgrey whitelist client: an IP address or network, or a host or domain name."""
+    import ipaddress
+
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value, strict=False))
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    try:
+        return check_domain(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither an IP address or network (192.0.2.0/24) nor "
+                         "a host name (mail.example.com)") from None
+
+
 def _str_only(value: object) -> object:
     if isinstance(value, (int, float, bool)) or value is None:
         raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
@@ -243,5 +260,6 @@ LocalOrAddress = Annotated[str, BeforeValidator(_str_only)]  # resolved against 
 RealName = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_name)]
 Subject = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_subject)]
 Message = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_message)]
+Client = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_client)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[int, BeforeValidator(parse_duration)]
