@@ -225,6 +225,8 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
                                            max_age=grey.max_age // 86400 or 1,
                                            whitelist_clients=tuple(sorted(set(
                                                grey.whitelist_clients))),
+                                           whitelist_recipients=tuple(sorted(set(
+                                               grey.whitelist_recipients))),
                                            auto_whitelist_clients=grey.auto_whitelist_clients))
     return Desired(repo, servers, inputs, accounts, plans, welcome), issues
 

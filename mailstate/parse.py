@@ -260,7 +260,11 @@ class _Reader:
             elif assignment[0] == postgrey.ENABLED_VAR:
                 enabled = assignment[1] == "yes"
         path = f"{self.layout.postgrey_dir}/whitelist_recipients.local"
+        recipients = []
         for line in lines.content_lines(self.files.get(path, b"")):
+            if address := postgrey.parse_recipient_address(line.text.strip()):
+                recipients.append(address)
+                continue
             name = postgrey.parse_recipient_domain(line.text.strip())
             if name in self.domains:
                 self.domains[name].greylisting = False
@@ -276,7 +280,8 @@ class _Reader:
         return Greylisting(
             enabled=enabled, delay=opts["--delay"], max_age=opts["--max-age"],
             auto_whitelist_clients=opts["--auto-whitelist-clients"],
-            whitelist_clients=tuple(sorted(set(clients))))
+            whitelist_clients=tuple(sorted(set(clients))),
+            whitelist_recipients=tuple(sorted(set(recipients))))
 
     def state(self) -> ServerState:
         self.read_domains()

@@ -46,6 +46,7 @@ ENV.filters.update(
     shell_word=postgrey.shell_word,
     postgrey_client=postgrey.client,
     postgrey_domain=postgrey.recipient_domain,
+    postgrey_address=postgrey.recipient_address,
     size=dovecot.size,
 )
 
@@ -254,7 +255,9 @@ def _postgrey_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
             "whitelist_clients.j2", header=lines.header("clients never greylisted"),
             clients=sorted(g.whitelist_clients)),
         f"{layout.postgrey_dir}/whitelist_recipients.local": template(
-            "whitelist_recipients.j2", header=lines.header("domains without greylisting"),
+            "whitelist_recipients.j2",
+            header=lines.header("domains and addresses without greylisting"),
+            addresses=sorted(g.whitelist_recipients),
             domains=off),
     }
     return [RenderedFile(path=p, content=c, service="postgrey") for p, c in made.items()]

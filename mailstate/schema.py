@@ -84,6 +84,9 @@ class ServerGreylisting(Strict):
     max_age: Duration = Field(default=35 * 86400, ge=86400, description="e.g. 35d")
     whitelist_clients: list[Client] = Field(default_factory=list,
                                          description="host names, IP addresses or networks")
+    whitelist_recipients: list[Address] = Field(
+        default_factory=list, description="addresses never greylisted (whole domains opt out "
+        "with `greylisting: false` in their domain file)")
     auto_whitelist_clients: int = Field(default=5, ge=0,
                                         description="postgrey's --auto-whitelist-clients")
 

@@ -69,6 +69,7 @@ class Greylisting(Frozen):
     max_age: int = 35  # days a triplet is remembered
     auto_whitelist_clients: int = 5  # postgrey's default; 0 turns auto-whitelisting off
     whitelist_clients: tuple[str, ...] = ()  # host names, IPs or CIDR networks, sorted
+    whitelist_recipients: tuple[str, ...] = ()  # addresses never greylisted, sorted
 
 
 class ServerState(Frozen):

@@ -41,6 +41,20 @@ def recipient_domain(domain: str) -> str:
     return "/@" + domain.replace(".", "\\.") + "$/"
 
 
+_ADDRESS = re.compile(r"[a-z0-9._+-]+@" + _DOMAIN.pattern)
+
+
+def recipient_address(address: str) -> str:
+    """A whitelist_recipients entry for exactly one address (postgrey: ``user@domain``)."""
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(f"cannot be a postgrey recipient address: {address!r}")
+    return address
+
+
+def parse_recipient_address(entry: str) -> str | None:
+    return entry if _ADDRESS.fullmatch(entry) else None
+
+
 def parse_recipient_domain(entry: str) -> str | None:
     """The inverse of ``recipient_domain``; None for any other kind of entry."""
     m = _RECIPIENT_RE.fullmatch(entry)

@@ -25,9 +25,10 @@ def box(name: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def site(host: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Site:
     site = Site.create(host, tmp_path_factory.mktemp("repo"))
-    site.greylisting = {"delay": f"{DELAY}s"}
+    site.greylisting = {"delay": f"{DELAY}s", "whitelist_recipients": ["vip@grey.be"]}
     site.apply(
-        {"domain": "grey.be", "mailboxes": {"grey": box("Administrator")}},
+        {"domain": "grey.be", "mailboxes": {"grey": box("Administrator")},
+         "aliases": {"vip": ["grey"]}},
         {"domain": "nogrey.be", "greylisting": False, "domain_aliases": ["nogrey.eu"],
          "mailboxes": {"nogrey": box("Administrator")}},
     )
@@ -70,3 +71,15 @@ def test_whitelisted_client_passes_at_once(site: Site, host: TestHost) -> None:
     code, text = try_send(host, sender(), "grey@grey.be", subject, source=host.runner_ip)
     assert code == 250, (code, text)
     wait_for_subject(host, "grey", PW, subject)
+
+
+def test_whitelisted_recipient_passes_at_once_others_at_its_domain_do_not(
+    site: Site, host: TestHost
+) -> None:
+    subject = f"whitelisted recipient {token()}"
+    code, text = try_send(host, sender(), "vip@grey.be", subject, source=host.runner_ip2)
+    assert code == 250, (code, text)
+    wait_for_subject(host, "grey", PW, subject)
+    code, text = try_send(host, sender(), "grey@grey.be", subject, source=host.runner_ip2)
+    assert code == 450, (code, text)
+

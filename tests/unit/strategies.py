@@ -91,7 +91,10 @@ greylistings = st.builds(
     max_age=st.integers(1, 365), auto_whitelist_clients=st.integers(0, 20),
     whitelist_clients=st.lists(
         st.sampled_from(["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "mail.example.net",
-                         "relay.partner.be"]), unique=True).map(lambda x: tuple(sorted(x))))
+                         "relay.partner.be"]), unique=True).map(lambda x: tuple(sorted(x))),
+    whitelist_recipients=st.lists(
+        st.sampled_from(["postmaster@example.be", "abuse@xn--mnchen-3ya.de", "a.b+c@d-e.eu"]),
+        unique=True).map(lambda x: tuple(sorted(x))))
 
 
 @st.composite
