@@ -20,6 +20,7 @@ from .schema import Server
 from .state import ServerState
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
 from .transport.local import LocalTransport
+from .values import format_size
 
 STANDALONE_ROOT = ".mailstate"
 
@@ -33,6 +34,25 @@ class Prepared:
     rendered: Rendered
     snapshot: Snapshot
     manifest: dict[str, str]  # path -> sha256 of what mailstate last wrote
+
+
+def _quota_warnings(state: ServerState, usage: dict[str, int]) -> list[str]:
+    """Mailboxes that already hold more than their (new) quota: Dovecot will refuse mail."""
+    out = []
+    for box in state.mailboxes().values():
+        used = usage.get(f"{box.domain}/{box.login}", 0)
+        if box.quota and used > box.quota:
+            out.append(f"mailbox {box.login}@{box.domain} holds {format_size_human(used)}, "
+                       f"more than its quota {format_size(box.quota)}: new mail will be "
+                       "refused until it is emptied or the quota raised")
+    return out
+
+
+def format_size_human(size: int) -> str:
+    for unit, factor in (("G", 1024**3), ("M", 1024**2)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return f"{size // 1024}k"
 
 
 def _manifest(data: bytes | None) -> tuple[dict[str, str], str | None]:
@@ -149,6 +169,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
                                    "postfix setting", key, None,
                                    [FieldChange(key, snapshot.postconf.get(key), value)],
                                    note="" if key in snapshot.postconf else value))
+    plan.warnings += _quota_warnings(state, snapshot.usage)
     services = {a.service for a in plan.files} | ({"postfix"} if settings else set())
     plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
     added = {c.name for c in plan.changes if c.kind == "mailbox" and c.action == "add"}

@@ -4,7 +4,8 @@
 # Input: standard input lists, one per line, the absolute paths to read (files or
 # directories). Output on standard output: a tar archive holding `files.tar` (those paths,
 # relative to the root, Postfix's compiled .db/.lmdb maps and Sieve binaries excluded) and
-# `facts/` (versions, the map type, `postconf -n`, generations kept).
+# `facts/` (versions, the map type, `postconf -n`, generations kept, and the quota usage of
+# each mailbox for the quota report).
 #
 # MAILSTATE_ROOT (default: empty) prefixes every path: the local target uses a directory as
 # the server's root. MAILSTATE_NO_COMMANDS=1 skips server programs (postconf, dovecot).
@@ -12,6 +13,7 @@ set -u
 ROOT="${MAILSTATE_ROOT:-}"
 NOCMD="${MAILSTATE_NO_COMMANDS:-0}"
 STATE_DIR="$1"
+VMAIL_DIR="${2:-/var/vmail}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailstate-read.XXXXXX") || exit 3
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/facts"
@@ -25,7 +27,9 @@ mkdir "$tmp/facts"
     fi
 } | while IFS= read -r path; do
     rel="${path#/}"
-    if [ -d "$ROOT/$rel" ]; then
+    if [ -z "$rel" ]; then
+        continue
+    elif [ -d "$ROOT/$rel" ]; then
         (cd "$ROOT/" && find "$rel" -type f)
     elif [ -e "$ROOT/$rel" ]; then
         printf '%s\n' "$rel"
@@ -40,6 +44,14 @@ if [ "$NOCMD" != 1 ]; then
     postconf -n > "$tmp/facts/postconf" 2>/dev/null || true
 elif [ -f "$ROOT/etc/postfix/main.cf" ]; then
     cp "$ROOT/etc/postfix/main.cf" "$tmp/facts/postconf"
+fi
+# Usage as Dovecot's quota counts it: the sum of the byte column of each maildirsize file
+# (one small file per mailbox; walking the mail itself would be slow on a big server).
+if [ -d "$ROOT$VMAIL_DIR" ]; then
+    (cd "$ROOT$VMAIL_DIR" && set -- */*/Maildir/maildirsize && [ -f "$1" ] \
+        && awk 'FNR == 1 { if (name != "") print bytes "\t" name; name = FILENAME; bytes = 0; next }
+                { bytes += $1 }
+                END { if (name != "") print bytes "\t" name }' "$@") > "$tmp/facts/usage" || true
 fi
 if [ -d "$ROOT$STATE_DIR/generations" ]; then
     ls -1 "$ROOT$STATE_DIR/generations" > "$tmp/facts/generations"

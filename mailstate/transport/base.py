@@ -62,6 +62,7 @@ class Snapshot:
     facts: Facts
     postconf: dict[str, str]  # `postconf -n`
     generations: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)  # "domain/login" -> bytes (quota)
 
 
 def read_paths(layout: Layout) -> list[str]:
@@ -102,7 +103,8 @@ def _members(data: bytes) -> dict[str, bytes]:
 def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) -> Snapshot:
     """One round trip: managed files, versions, map type, main.cf settings."""
     stdin = "".join(p + "\n" for p in read_paths(layout)).encode()
-    result = transport.run(script("server-read.sh"), [layout.state_dir], stdin)
+    result = transport.run(script("server-read.sh"), [layout.state_dir, layout.vmail_dir],
+                           stdin)
     if result.returncode != 0:
         raise TransportError(f"{transport.name}: reading the live state failed: {result.message}")
     try:
@@ -122,4 +124,16 @@ def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) ->
     if facts_raw.get("db_type"):
         facts = facts.model_copy(update={"db_type": facts_raw["db_type"]})
     return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
-                    sorted(facts_raw.get("generations", "").split()))
+                    sorted(facts_raw.get("generations", "").split()),
+                    _usage(facts_raw.get("usage", "")))
+
+
+def _usage(text: str) -> dict[str, int]:
+    """"BYTES<TAB>domain/login/Maildir/maildirsize" lines -> bytes by "domain/login"."""
+    usage = {}
+    for line in text.splitlines():
+        size, _, path = line.partition("\t")
+        home = path.removesuffix("/Maildir/maildirsize")
+        if size.lstrip("-").isdigit() and home.count("/") == 1:
+            usage[home] = max(int(size), 0)
+    return usage

@@ -58,3 +58,11 @@ def test_over_quota_is_refused_until_the_quota_is_raised(site: Site, host: TestH
     wait_for_subject(host, "quota0001", PW, fits)
     with_quota = host.exec(["doveadm", "quota", "get", "-u", "quota0001"]).stdout
     assert "10240" in with_quota, with_quota
+
+    # The mailbox now holds about 1.5 MiB: planning a quota of 1M again warns before applying.
+    site.write_domain(domain("1M"))
+    plan = site.plan()
+    assert plan.code == 0, plan
+    assert "mailbox quota0001@quota.be holds" in plan.output, plan.output
+    assert "more than its quota 1M" in plan.output, plan.output
+

@@ -1,0 +1,31 @@
+"""The read round trip reads each mailbox's quota usage; plan warns when a quota is too low."""
+
+from __future__ import annotations
+
+import json
+
+from mailstate.transport.base import _usage
+from tests.unit.conftest import LocalServer
+
+
+def test_du_lines_become_bytes_per_mailbox() -> None:
+    text = ("3145728\tmonsite.be/monsite0001/Maildir/maildirsize\n"
+            "12\tmonsite.be/monsite/Maildir/maildirsize\nbad line\n")
+    assert _usage(text) == {"monsite.be/monsite0001": 3145728, "monsite.be/monsite": 12}
+
+
+def test_plan_warns_when_a_mailbox_already_holds_more_than_its_new_quota(
+        server: LocalServer) -> None:
+    path = server.example()
+    server.apply(path)
+    maildir = server.root / "var/vmail/monsite.be/monsite0001/Maildir"
+    maildir.mkdir(parents=True)
+    # Dovecot's maildirsize: the quota definition, then "bytes messages" lines to add up.
+    (maildir / "maildirsize").write_text("3221225472S\n2097152 10\n1048576 4\n")
+    text = server.cli("plan", str(path)).output
+    assert "holds" not in text  # 3 MiB under a 3G quota: nothing to say
+    server.domain(path.read_text().replace("quota: 3G", "quota: 2M"))
+    text = server.cli("plan", str(path)).output
+    assert "mailbox monsite0001@monsite.be holds 3.0M, more than its quota 2M" in text
+    data = json.loads(server.cli("plan", str(path), "--format", "json").output)
+    assert any("more than its quota" in w for w in data["servers"][0]["warnings"])
