@@ -251,3 +251,71 @@ def rollback(paths, target, known_hosts, identity, generation, list_only, auto_a
     finally:
         for p in prepared:
             p.transport.close()
+
+
+@main.command("import")
+@click.option("--target", help="where to read from: ssh://user@host[:port] or local:DIR "
+              "(default: the server's target in mailstate.yaml)")
+@click.option("--server", "server_name", default="imported", show_default=True,
+              help="the server's name in the written files (and in mailstate.yaml)")
+@click.option("--account", help="the account of every domain (default: guessed from the "
+              "administrator's login or the <account>NNNN logins)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="directory to write one domain file per domain into")
+@click.option("--known-hosts", help="known_hosts file")
+@click.option("--identity", help="SSH private key file")
+def import_cmd(target, server_name, account, out, known_hosts, identity) -> None:
+    """Write domain files for what a live server holds (its mailstate-managed files)."""
+    from .importer import import_state
+    from .layout import Facts
+    from .parse import parse
+    from .reconcile import open_transport
+    from .repo import find_config
+    from .schema import Server
+    from .transport.base import TransportError, read_snapshot
+    from .values import check_login
+
+    try:
+        check_login(server_name)
+        if account:
+            check_login(account)
+    except ValueError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    config, root = Server(), Path.cwd()
+    found = find_config(Path.cwd())
+    if found is not None:
+        from .validate import run as validate_run
+
+        desired, issues = validate_run([str(found)])
+        if desired is None:
+            _print_issues(issues)
+            sys.exit(1)
+        config, root = desired.server_config(server_name), desired.repo.root
+    target = target or config.target
+    if not target:
+        click.secho("error: give --target (or a server with a target in mailstate.yaml)",
+                    fg="red", err=True)
+        sys.exit(1)
+    try:
+        transport = open_transport(target, config, root, known_hosts, identity)
+        try:
+            snapshot = read_snapshot(transport, config.layout, Facts())
+        finally:
+            transport.close()
+    except TransportError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    records = {f"{config.layout.state_dir}/manifest.json", f"{config.layout.state_dir}/state.json"}
+    parsed = parse({p: c for p, c in snapshot.files.items() if p not in records},
+                   config.layout, snapshot.facts)
+    for warning in parsed.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    written = import_state(parsed.state, server_name, out, account, with_plan=found is None)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if found is not None:
+        click.echo(f"Accounts in these files: {', '.join(sorted(set(written.values())))} "
+                   "(each needs an entry under `accounts:` in mailstate.yaml).")
+    click.echo(f"{len(written)} domain file(s). Check them with `mailstate plan {out} --target "
+               f"{target}`: it should show no changes.")

@@ -180,7 +180,7 @@ class DomainFile(Strict):
     admin: Login | None = Field(default=None, description="mailbox receiving role aliases")
     domain_aliases: list[DomainName] = Field(default_factory=list)
     greylisting: bool = True
-    catch_all: list[Address] = Field(default_factory=list,
+    catch_all: list[LocalOrAddress] = Field(default_factory=list,
                                      description="where mail to unknown addresses goes")
     role_aliases: dict[Literal["abuse", "hostmaster", "postmaster", "webmaster"],
                        list[LocalOrAddress]] = Field(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from mailstate.apply import apply_server
 from mailstate.reconcile import prepare
@@ -20,8 +21,10 @@ from mailstate.validate import run as validate_run
 from tests.integration.mail import (
     SERVER,
     Site,
+    dump_yaml,
     password_hash,
     rcpt,
+    run_cli,
     send,
     token,
     wait_for_subject,
@@ -316,3 +319,19 @@ def test_layout_change_leaves_no_forgotten_files(site: Site, host: TestHost) -> 
         host.exec(["rm", "-f", old])
         site.layout = {}
         site.apply()
+
+
+def test_import_over_ssh_writes_files_that_plan_to_no_change(
+    site: Site, host: TestHost, tmp_path: Path
+) -> None:
+    site.apply(restore_domain("restore", "restore0001"))
+    other = tmp_path / "imported-repo"
+    imported = site.cli("import", "--server", SERVER, "--out", str(other / "domains"))
+    assert imported.code == 0, imported
+    accounts = imported.stdout.split("Accounts in these files: ", 1)[1].split(" (", 1)[0]
+    config = YAML(typ="safe", pure=True).load((site.root / "mailstate.yaml").read_text())
+    config["accounts"] = {a: {"plan": "tests"} for a in accounts.split(", ")}
+    (other / "mailstate.yaml").write_text(dump_yaml(config))
+    plan = run_cli("plan", "--detailed-exitcode", cwd=other)
+    assert plan.code == 0, plan
+    assert "No changes" in plan.stdout
