@@ -20,7 +20,7 @@ from .schema import Server
 from .state import ServerState
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
 from .transport.local import LocalTransport
-from .values import format_size
+from .values import format_size, format_size_approx
 
 STANDALONE_ROOT = ".mailstate"
 
@@ -42,17 +42,10 @@ def _quota_warnings(state: ServerState, usage: dict[str, int]) -> list[str]:
     for box in state.mailboxes().values():
         used = usage.get(f"{box.domain}/{box.login}", 0)
         if box.quota and used > box.quota:
-            out.append(f"mailbox {box.login}@{box.domain} holds {format_size_human(used)}, "
+            out.append(f"mailbox {box.login}@{box.domain} holds {format_size_approx(used)}, "
                        f"more than its quota {format_size(box.quota)}: new mail will be "
                        "refused until it is emptied or the quota raised")
     return out
-
-
-def format_size_human(size: int) -> str:
-    for unit, factor in (("G", 1024**3), ("M", 1024**2)):
-        if size >= factor:
-            return f"{size / factor:.1f}{unit}"
-    return f"{size // 1024}k"
 
 
 def _manifest(data: bytes | None) -> tuple[dict[str, str], str | None]:

@@ -205,6 +205,14 @@ def format_size(size: int) -> str:
     return f"{size}B"
 
 
+def format_size_approx(size: int) -> str:
+    """Bytes in use, for people: '2.9M', '1.2G' (one decimal, powers of 1024)."""
+    for unit, factor in (("G", 1024**3), ("M", 1024**2)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return f"{size // 1024}k"
+
+
 def parse_duration(value: object) -> int:
     """'10m', '1h30m', '2d', or a number of seconds -> seconds."""
     if isinstance(value, bool):
