@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +12,9 @@ from hypothesis import strategies as st
 from mailstate.layout import Facts, Layout
 from mailstate.parse import managed_paths, parse
 from mailstate.render import render
-from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.state import Greylisting, ServerState, Vacation
 
+from .samples import mailbox, one_domain
 from .strategies import server_states
 
 LAYOUT = Layout()
@@ -22,16 +24,8 @@ PF = LAYOUT.postfix_dir
 PASSWD = f"{LAYOUT.dovecot_dir}/passwd"
 
 
-def box(login: str = "jo", **kw: object) -> Mailbox:
-    base: dict[str, object] = dict(login=login, domain="x.be", name="Jo", password=HASH,
-                                   quota=1024**3)
-    base.update(kw)
-    return Mailbox(**base)  # type: ignore[arg-type]
-
-
-def state(*boxes: Mailbox, **domain: object) -> ServerState:
-    d = Domain(name="x.be", mailboxes={b.login: b for b in boxes}, **domain)  # type: ignore[arg-type]
-    return ServerState(domains={"x.be": d})
+box = functools.partial(mailbox, password=HASH)
+state = one_domain
 
 
 def files_of(s: ServerState) -> dict[str, bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import functools
 import json
 import os
 import re
@@ -17,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
 from mailstate.render import render, render_welcome
-from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.state import Greylisting, ServerState, Vacation
 
+from .samples import mailbox, one_domain
 from .strategies import server_states
 from .tools import dovecot_copy, need, run
 
@@ -72,16 +74,8 @@ def test_every_file_starts_with_the_header(state: ServerState) -> None:
         assert f.content.endswith(b"\n")
 
 
-def _box(**kw: object) -> Mailbox:
-    base: dict[str, object] = dict(login="jo", domain="x.be", name="Jo", password=HASH,
-                                   quota=1024**3)
-    base.update(kw)
-    return Mailbox(**base)  # type: ignore[arg-type]
-
-
-def _state(*boxes: Mailbox, **domain: object) -> ServerState:
-    d = Domain(name="x.be", mailboxes={b.login: b for b in boxes}, **domain)  # type: ignore[arg-type]
-    return ServerState(domains={"x.be": d})
+_box = functools.partial(mailbox, password=HASH)
+_state = one_domain
 
 
 def _file(rendered: Rendered, name: str) -> str:
