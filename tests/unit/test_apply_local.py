@@ -328,6 +328,16 @@ def test_drift_is_shown_and_apply_refuses_without_force(server: LocalServer) -> 
 # ---------------------------------------------------------------- saved plans, stale plans
 
 
+def _saved_quota_plan(server: LocalServer, tmp_path: Path) -> tuple[Path, Path]:
+    """The example applied, its quota then changed in the file, and that plan saved."""
+    path = server.example()
+    server.apply(path)
+    path.write_text(example("quota: 3G", "quota: 2G"))
+    saved = tmp_path / "plan.json"
+    ok(server.cli("plan", str(path), "--out", str(saved)))
+    return path, saved
+
+
 def test_a_saved_plan_is_applied(server: LocalServer, tmp_path: Path) -> None:
     path = server.example()
     saved = tmp_path / "plan.json"
@@ -342,11 +352,7 @@ def test_a_saved_plan_is_applied(server: LocalServer, tmp_path: Path) -> None:
 
 def test_a_saved_plan_is_stale_when_the_server_changed(server: LocalServer,
                                                         tmp_path: Path) -> None:
-    path = server.example()
-    server.apply(path)
-    path.write_text(example("quota: 3G", "quota: 2G"))
-    saved = tmp_path / "plan.json"
-    ok(server.cli("plan", str(path), "--out", str(saved)))
+    path, saved = _saved_quota_plan(server, tmp_path)
 
     other = server.domain(example("Domain administrator", "Admin"), "other.yaml")
     server.apply(other)  # someone else applied in between
@@ -357,11 +363,7 @@ def test_a_saved_plan_is_stale_when_the_server_changed(server: LocalServer,
 
 
 def test_a_saved_plan_is_stale_after_a_hand_edit(server: LocalServer, tmp_path: Path) -> None:
-    path = server.example()
-    server.apply(path)
-    path.write_text(example("quota: 3G", "quota: 2G"))
-    saved = tmp_path / "plan.json"
-    ok(server.cli("plan", str(path), "--out", str(saved)))
+    path, saved = _saved_quota_plan(server, tmp_path)
     main_cf = server.root / "etc/postfix/main.cf"
     main_cf.write_text(main_cf.read_text().replace("virtual_transport = lmtp:", "virtual_"
                                                    "transport = lmtp:inet:localhost:24 #"))
@@ -373,11 +375,7 @@ def test_a_saved_plan_is_stale_after_a_hand_edit(server: LocalServer, tmp_path: 
 
 def test_a_saved_plan_is_stale_when_the_domain_files_changed(server: LocalServer,
                                                              tmp_path: Path) -> None:
-    path = server.example()
-    server.apply(path)
-    path.write_text(example("quota: 3G", "quota: 2G"))
-    saved = tmp_path / "plan.json"
-    ok(server.cli("plan", str(path), "--out", str(saved)))
+    path, saved = _saved_quota_plan(server, tmp_path)
     path.write_text(example("quota: 3G", "quota: 1G"))
     before = live(server)
     out = ok(server.cli("apply", str(path), "--plan", str(saved), "--auto-approve"), 1)
