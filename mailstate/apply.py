@@ -16,7 +16,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 
-from .reconcile import Prepared, sha256
+from .reconcile import Prepared
 from .render import render_welcome
 from .retention import prune
 from .state import ServerState
@@ -61,18 +61,16 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     written = [wanted[a.path] for a in plan.files if a.action == "write"]
     removed = [a.path for a in plan.files if a.action == "remove"]
     gen = generation_id(now)
-    live = prep.snapshot.files
+    live = prep.live_hashes
     commands = prep.config.commands
-    settings = {k: v for k, v in prep.rendered.postfix_settings.items()
-                if prep.snapshot.postconf.get(k) != v}
-    manifest = {"format": 1, "generation": gen,
-                "files": {p: sha256(f.content) for p, f in sorted(wanted.items())}}
+    settings = prep.settings
+    manifest = {"format": 1, "generation": gen, "files": dict(sorted(prep.wanted_hashes.items()))}
     mailboxes = state.mailboxes()
     meta: dict[str, bytes] = {
         "state_dir": layout.state_dir.encode(),
         "db_type": prep.snapshot.facts.db_type.encode(),
         "generation": gen.encode(),
-        "expect": _lines([f"{sha256(live[a.path]) if a.path in live else 'absent'} {a.path}"
+        "expect": _lines([f"{live.get(a.path, 'absent')} {a.path}"
                           for a in plan.files]),
         "write": _lines([f"{f.mode:o} {f.group} {f.path}" for f in written]),
         "remove": _lines(removed),

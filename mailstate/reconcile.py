@@ -34,6 +34,9 @@ class Prepared:
     rendered: Rendered
     snapshot: Snapshot
     manifest: dict[str, str]  # path -> sha256 of what mailstate last wrote
+    live_hashes: dict[str, str]  # path -> sha256 of each managed file as read
+    wanted_hashes: dict[str, str]  # path -> sha256 of each file as rendered
+    settings: dict[str, str]  # main.cf settings that differ from the live ones
 
 
 def _quota_warnings(state: ServerState, usage: dict[str, int]) -> list[str]:
@@ -100,10 +103,10 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fingerprint(files: dict[str, bytes], settings: dict[str, str]) -> str:
+def _fingerprint(hashes: dict[str, str], settings: dict[str, str]) -> str:
     h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(f"{path}\0{sha256(files[path])}\n".encode())
+    for path in sorted(hashes):
+        h.update(f"{path}\0{hashes[path]}\n".encode())
     for key in sorted(settings):
         h.update(f"{key}={settings[key]}\n".encode())
     return h.hexdigest()
@@ -120,13 +123,15 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     state = desired.servers[server]
     rendered = render(state, layout, snapshot.facts)
     wanted = rendered.by_path()
+    wanted_files = {p: f.content for p, f in wanted.items()}
+    live_hashes = {p: sha256(c) for p, c in live_files.items()}
+    wanted_hashes = {p: sha256(c) for p, c in wanted_files.items()}
 
     plan = ServerPlan(server, transport.name)
-    unchanged = live_files.keys() == manifest.keys() and all(
-        sha256(c) == manifest[p] for p, c in live_files.items())
+    unchanged = live_hashes == manifest
     recorded = _recorded_state(snapshot.files.get(f"{layout.state_dir}/state.json"),
                                generation) if unchanged else None
-    if live_files == {p: f.content for p, f in wanted.items()}:
+    if live_files == wanted_files:
         pass  # byte-identical: render is deterministic and parse(render(s)) == s is tested
     elif recorded is not None:
         # Every managed file is exactly what the last apply wrote (hashes in the manifest),
@@ -134,7 +139,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         plan.changes = diff_states(recorded, state)
     else:
         parsed = parse(live_files, layout, snapshot.facts,
-                       known={p: f.content for p, f in wanted.items()})
+                       known=wanted_files)
         # Lines of a file mailstate never wrote (Debian's /etc/default/postgrey on a fresh
         # server) are not news: apply adopts such files. Report only files mailstate owns.
         plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
@@ -151,8 +156,8 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
             service = "dovecot" if group == "sieve" else group
             plan.files.append(FileAction(path, "remove", service, "changed"))
     for action in plan.files:
-        live = live_files.get(action.path)
-        if live is not None and action.path in manifest and sha256(live) != manifest[action.path]:
+        live_hash = live_hashes.get(action.path)
+        if live_hash is not None and manifest.get(action.path, live_hash) != live_hash:
             plan.drift.append(action.path)
 
     settings = {k: v for k, v in rendered.postfix_settings.items()
@@ -168,7 +173,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     added = {c.name for c in plan.changes if c.kind == "mailbox" and c.action == "add"}
     plan.welcome = sorted(added & desired.welcome.get(server, set()))
     managed_settings = {k: snapshot.postconf.get(k, "") for k in rendered.postfix_settings}
-    plan.live_fingerprint = _fingerprint(live_files, managed_settings)
-    plan.desired_fingerprint = _fingerprint({p: f.content for p, f in wanted.items()},
-                                            rendered.postfix_settings)
-    return Prepared(plan, transport, layout, config, rendered, snapshot, manifest)
+    plan.live_fingerprint = _fingerprint(live_hashes, managed_settings)
+    plan.desired_fingerprint = _fingerprint(wanted_hashes, rendered.postfix_settings)
+    return Prepared(plan, transport, layout, config, rendered, snapshot, manifest, live_hashes,
+                    wanted_hashes, settings)
