@@ -14,30 +14,32 @@ import difflib
 import re
 import types
 import typing
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-    from ruamel.yaml.events import (
-        CollectionEndEvent,
-        CollectionStartEvent,
-        StreamEndEvent,
-    )
-    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-    try:
-        from ruamel.yaml.cyaml import CSafeLoader as _Loader
-    except ImportError:  # pragma: no cover - without ruamel.yaml.clib: slower, same result
-        from ruamel.yaml.loader import SafeLoader as _Loader  # type: ignore[assignment]
+def _parser(pure: bool) -> YAML:
+    """ruamel.yaml's safe parser: libyaml's (ruamel.yaml.clib) when installed and not `pure`,
+    else the pure-Python one. Both give the same nodes; the tests run both."""
+    yaml = YAML(typ="safe", pure=pure)
+    yaml.max_depth = MAX_DEPTH + 1  # the pure composer's own guard; ours reports first
+    return yaml
+
+
+def has_c_parser() -> bool:
+    """True when ruamel.yaml can use libyaml here (the optional ruamel.yaml.clib)."""
+    return _parser(pure=False).Parser is not _parser(pure=True).Parser
+
 
 Loc = tuple[str | int, ...]
 
@@ -215,32 +217,28 @@ def _depth_bound(text: str) -> int:
     return 2 * lead + flow + 2
 
 
-def _too_deep(name: str, text: str) -> None:
+def _too_deep(name: str, text: str, yaml: YAML) -> None:
     """Refuse deep nesting before composing: the C composer recurses, and crashes (a
     segmentation fault, not an exception) on a few hundred KB of '['. Events come from an
     iterative parser, so counting them is safe at any depth."""
     if _depth_bound(text) <= MAX_DEPTH:
         return
-    loader = _Loader(text)
-    try:
-        depth = 0
-        while (event := loader.get_event()) is not None:
-            if isinstance(event, CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise Problems([Issue(name, mark.line + 1, mark.column + 1,
-                                          f"nested more than {MAX_DEPTH} levels deep")])
-            elif isinstance(event, CollectionEndEvent):
-                depth -= 1
-            elif isinstance(event, StreamEndEvent):
-                break
-    finally:
-        loader.dispose()
+    depth = 0
+    for event in yaml.parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise Problems([Issue(name, mark.line + 1, mark.column + 1,
+                                      f"nested more than {MAX_DEPTH} levels deep")])
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
-def read_yaml(path: Path | str, text: str | None = None) -> Document:
-    """Read one YAML file. Raises Problems with every syntax-level issue found."""
+def read_yaml(path: Path | str, text: str | None = None, *, pure: bool = False) -> Document:
+    """Read one YAML file. Raises Problems with every syntax-level issue found.
+
+    `pure` forces ruamel.yaml's pure-Python parser even where libyaml is installed."""
     name = str(path)
     if text is None:
         try:
@@ -262,15 +260,10 @@ def read_yaml(path: Path | str, text: str | None = None) -> Document:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise Problems([Issue(name, line, None, "the file contains a NUL character")])
+    yaml = _parser(pure)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _too_deep(name, text)
-            loader = _Loader(text)
-            try:
-                root = loader.get_single_node()
-            finally:
-                loader.dispose()
+        _too_deep(name, text, yaml)
+        root = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
