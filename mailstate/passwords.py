@@ -23,6 +23,9 @@ def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
         # Dovecot's own defaults for ARGON2ID (64 MiB, 3 passes), so `doveadm pw` agrees.
         digest = argon2.using(type="ID", memory_cost=65536, rounds=3, parallelism=1).hash(password)
     elif scheme == "BLF-CRYPT":
+        if len(password.encode("utf-8")) > 72:
+            raise ValueError("BLF-CRYPT (bcrypt) uses at most 72 bytes of a password; "
+                             "use --scheme ARGON2ID for a longer one")
         digest = bcrypt.using(ident="2y", rounds=10).hash(password)
     elif scheme == "SHA512-CRYPT":
         digest = sha512_crypt.using(rounds=100_000).hash(password)

@@ -27,7 +27,7 @@ MAX_MESSAGE = 10_000
 _LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
 _LOCAL = re.compile(r"[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_])?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt])(?:i?b)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt])(i?b)?", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -170,7 +170,9 @@ def check_message(value: str) -> str:
 
 
 def parse_size(value: object) -> int:
-    """'500M', '3G', '3GB', '3GiB' -> bytes. Units are powers of 1024, as Dovecot's are."""
+    """'500M', '3G', '3GiB' -> bytes. Units are powers of 1024, as Dovecot's are.
+
+    '3GB' is refused, not guessed: to most people GB means 10^9 bytes, to Dovecot G is 2^30."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError("a size is written like 500M or 3G")
     if isinstance(value, int):
@@ -178,7 +180,11 @@ def parse_size(value: object) -> int:
     m = _SIZE.fullmatch(value.strip())
     if not m:
         raise ValueError(f"{value!r} is not a size; write e.g. 500M or 3G (units of 1024)")
-    number, unit = m.groups()
+    number, unit, suffix = m.groups()
+    if suffix and suffix.lower() == "b":
+        raise ValueError(f"{value!r}: mailstate counts sizes in powers of 1024, as Dovecot does; "
+                         f"write {number}{unit.upper()} or {number}{unit.upper()}iB "
+                         f"({unit.upper()}B would mean powers of 1000)")
     if number.isdigit() and len(number) <= 7:  # the usual case, exact without Fraction
         size = int(number) * _UNITS[unit.lower()]
         if size % MIB:

@@ -20,7 +20,7 @@ def _bad(fn, raw, fragment):
     assert fragment in str(exc.value)
 
 
-SIZES = [("500M", 500 * M), ("3G", 3 * G), ("3GB", 3 * G), ("3GiB", 3 * G), ("3g", 3 * G),
+SIZES = [("500M", 500 * M), ("3G", 3 * G), ("3GiB", 3 * G), ("3g", 3 * G),
          (" 30G ", 30 * G), ("1T", T), ("1024k", M), ("0.5G", 512 * M), ("1.5G", 1536 * M),
          ("0M", 0), ("1024T", 1024 * T), ("0.001953125G", 2 * M)]
 BAD_SIZES = [(3, "has no unit"), ("3", "not a size"), ("3 apples", "not a size"),
@@ -28,7 +28,8 @@ BAD_SIZES = [(3, "has no unit"), ("3", "not a size"), ("3 apples", "not a size")
              (True, "written like"), (None, "written like"), (3.0, "written like"),
              ("1e3G", "not a size"), ("", "not a size"), ("3G\n4G", "not a size"),
              ("1025T", "too large"), ("9" * 400 + "T", "too large"),
-             ("0.0000001G", "whole number")]
+             ("0.0000001G", "whole number"), ("3GB", "write 3G or 3GiB"),
+             ("3 GB", "powers of 1024"), ("500mb", "write 500M or 500MiB")]
 
 
 @pytest.mark.parametrize(("raw", "expected"), SIZES)

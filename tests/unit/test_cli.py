@@ -1,0 +1,60 @@
+"""The command line's own contract: exit codes, no tracebacks, nothing leaking into callers."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailstate.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "monsite.be.yaml"
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "--no-such-option"],
+    ["no-such-command"],
+    ["plan", "--format", "yaml"],
+    ["hash-password", "--scheme", "MD5"],
+    ["plan", "--detailed-exitcode", "--out"],
+])
+def test_usage_errors_exit_1_not_2(args: list[str]) -> None:
+    """2 means "changes present" with --detailed-exitcode: a typo must not read as that."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "Usage:" in result.output or "Error" in result.output
+
+
+def test_help_and_version_exit_0() -> None:
+    assert CliRunner().invoke(main, ["--help"]).exit_code == 0
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+
+
+def test_bcrypt_refuses_long_password_clearly() -> None:
+    result = CliRunner().invoke(main, ["hash-password", "--scheme", "BLF-CRYPT"],
+                                input="x" * 73 + "\n")
+    assert result.exit_code == 1
+    assert "at most 72 bytes" in result.output
+    assert "Traceback" not in result.output
+    ok = CliRunner().invoke(main, ["hash-password", "--scheme", "BLF-CRYPT"],
+                            input="x" * 72 + "\n")
+    assert ok.exit_code == 0 and ok.output.startswith("{BLF-CRYPT}$2y$")
+
+
+def test_in_process_call_leaves_garbage_collector_alone() -> None:
+    assert gc.isenabled()
+    CliRunner().invoke(main, ["validate", str(EXAMPLE)])
+    assert gc.isenabled()
+
+
+def test_console_entry_point_disables_gc_for_its_own_run() -> None:
+    code = ("import gc; from mailstate import cli; "
+            "cli.main = lambda: print('gc enabled:', gc.isenabled()); cli.entry_point()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "gc enabled: False"
