@@ -32,20 +32,34 @@ class Layout(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    postfix_dir: ServerPath = "/etc/postfix/mailstate"  # virtual maps, recipient access map
-    dovecot_dir: ServerPath = "/etc/dovecot/mailstate"  # passwd-file
-    sieve_dir: ServerPath = "/etc/dovecot/mailstate/sieve"  # one script per mailbox
-    dovecot_fragment: ServerPath = "/etc/dovecot/conf.d/99-mailstate.conf"  # after 90-sieve
-    postgrey_default: ServerPath = "/etc/default/postgrey"  # POSTGREY_OPTS
-    postgrey_dir: ServerPath = "/etc/postgrey"  # whitelist_{clients,recipients}.local
-    state_dir: ServerPath = "/var/lib/mailstate"  # manifest, generations, lock
-    vmail_dir: ServerPath = "/var/vmail"  # mailbox homes: vmail_dir/domain/login
-    vmail_uid: int = Field(default=5000, ge=1, le=2**31 - 1)
-    vmail_gid: int = Field(default=5000, ge=1, le=2**31 - 1)
-    postgrey_inet: str = Field(default="127.0.0.1:10023", pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
-    lmtp_socket: str = Field(default="private/dovecot-lmtp",  # relative to the queue dir
-                             pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
-
+    postfix_dir: ServerPath = Field(default="/etc/postfix/mailstate",
+                                    description="Postfix virtual maps and recipient access map")
+    dovecot_dir: ServerPath = Field(default="/etc/dovecot/mailstate",
+                                    description="the Dovecot passwd-file")
+    sieve_dir: ServerPath = Field(default="/etc/dovecot/mailstate/sieve",
+                                  description="one Sieve script per mailbox with a vacation")
+    dovecot_fragment: ServerPath = Field(default="/etc/dovecot/conf.d/99-mailstate.conf",
+                                         description="Dovecot settings; must sort after "
+                                         "90-sieve.conf")
+    postgrey_default: ServerPath = Field(default="/etc/default/postgrey",
+                                         description="postgrey's options (POSTGREY_OPTS)")
+    postgrey_dir: ServerPath = Field(default="/etc/postgrey",
+                                     description="whitelist_{clients,recipients}.local")
+    state_dir: ServerPath = Field(default="/var/lib/mailstate",
+                                  description="manifest, generations, lock")
+    vmail_dir: ServerPath = Field(default="/var/vmail",
+                                  description="mailbox homes: vmail_dir/domain/login")
+    vmail_uid: int = Field(default=5000, ge=1, le=2**31 - 1,
+                           description="user id owning the mail")
+    vmail_gid: int = Field(default=5000, ge=1, le=2**31 - 1,
+                           description="group id owning the mail")
+    postgrey_inet: str = Field(default="127.0.0.1:10023",
+                               pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
+                               description="where postgrey listens, HOST:PORT")
+    lmtp_socket: str = Field(default="private/dovecot-lmtp",
+                             pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+                             description="Dovecot's LMTP socket, relative to Postfix's queue "
+                             "directory")
 
 class Facts(BaseModel):
     """What the live server reported about itself."""

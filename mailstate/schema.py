@@ -18,7 +18,6 @@ from .values import (
     Address,
     Client,
     DomainName,
-    Duration,
     LocalOrAddress,
     LocalPart,
     Login,
@@ -26,12 +25,16 @@ from .values import (
     RealName,
     Size,
     Subject,
+    duration_between,
 )
 
 GIB = 1024**3
 MIB = 1024**2
 ROLE_ALIASES = ("abuse", "hostmaster", "postmaster", "webmaster")
 PasswordHash = Annotated[str, AfterValidator(check_hash)]
+GreylistDelay = duration_between(1, 86400)
+GreylistMaxAge = duration_between(86400)
+VacationInterval = duration_between(1, 30 * 86400)
 
 
 class Strict(BaseModel):
@@ -44,11 +47,12 @@ class Strict(BaseModel):
 class Plan(Strict):
     """A hosting plan (manual §4). None means unlimited."""
 
-    mailboxes: int | None = Field(ge=0)
+    mailboxes: int | None = Field(ge=0, description="mailboxes per account; null: unlimited")
     mail_quota: Size | None = Field(description="total of all mailbox quotas, e.g. 30G")
     domains: int | None = Field(ge=0, description="domains (virtual servers) per account")
     web_quota: Size | None = Field(default=None, description="carried, not used by mail")
-    domain_aliases: int | None = Field(default=None, ge=0)
+    domain_aliases: int | None = Field(default=None, ge=0,
+                                       description="domain aliases per account; null: unlimited")
 
 
 BUILTIN_PLANS: dict[str, Plan] = {
@@ -71,17 +75,22 @@ class Account(Strict):
 class Commands(Strict):
     """Shell commands run on the server. Defaults fit a systemd Debian server."""
 
-    postfix_reload: str = "systemctl reload postfix"
-    dovecot_reload: str = "systemctl reload dovecot"
-    postgrey_restart: str = "systemctl restart postgrey"
+    postfix_reload: str = Field(default="systemctl reload postfix",
+                                description="reloads Postfix after its maps changed")
+    dovecot_reload: str = Field(default="systemctl reload dovecot",
+                                description="reloads Dovecot after its users or config changed")
+    postgrey_restart: str = Field(default="systemctl restart postgrey",
+                                  description="restarts postgrey after its options changed")
 
 
 class ServerGreylisting(Strict):
     """postgrey settings of one server (manual §13: the delay is 15 to 30 minutes)."""
 
-    enabled: bool = True
-    delay: Duration = Field(default=900, ge=1, le=86400, description="e.g. 15m")
-    max_age: Duration = Field(default=35 * 86400, ge=86400, description="e.g. 35d")
+    enabled: bool = Field(default=True, description="greylisting on this server at all")
+    delay: GreylistDelay = Field(default=900, description="how long an unknown sender waits, "
+                                 "e.g. 15m (manual: 15 to 30 minutes)")
+    max_age: GreylistMaxAge = Field(default=35 * 86400, description="how long a sender that "
+                                    "passed is remembered, e.g. 35d")
     whitelist_clients: list[Client] = Field(default_factory=list,
                                          description="host names, IP addresses or networks")
     whitelist_recipients: list[Address] = Field(
@@ -95,17 +104,21 @@ class Server(Strict):
     """One mail server and how to reach it."""
 
     target: str | None = Field(default=None, description="ssh://user@host[:port] or local:DIR")
-    known_hosts: str | None = None
+    known_hosts: str | None = Field(default=None, description="known_hosts file with the "
+                                    "server's host key (default ~/.ssh/known_hosts)")
     identity: str | None = Field(default=None, description="private key file for SSH")
-    layout: Layout = Layout()
-    commands: Commands = Commands()
-    greylisting: ServerGreylisting = ServerGreylisting()
+    layout: Layout = Field(default=Layout(), description="where mailstate's files live")
+    commands: Commands = Field(default=Commands(), description="reload commands")
+    greylisting: ServerGreylisting = Field(default=ServerGreylisting(),
+                                           description="postgrey settings")
 
 
 class Defaults(Strict):
+    """Values used where a domain file says nothing."""
+
     quota: Size = Field(default=3 * GIB, description="mailbox quota when a mailbox has none")
-    vacation_interval: Duration = Field(default=600, ge=1, le=30 * 86400,
-                                        description="manual §9: 10 minutes")
+    vacation_interval: VacationInterval = Field(default=600,
+                                                description="manual §9: 10 minutes")
 
 
 class Config(Strict):
@@ -114,9 +127,12 @@ class Config(Strict):
     domains: str = Field(default="domains", description="directory of domain files")
     plans: dict[str, Plan] = Field(default_factory=dict, description="added to or overriding "
                                    "the built-in light/recommended/extended")
-    accounts: dict[Login, Account] = Field(default_factory=dict)
-    servers: dict[Login, Server] = Field(default_factory=dict)
-    defaults: Defaults = Defaults()
+    accounts: dict[Login, Account] = Field(default_factory=dict,
+                                           description="customers by account name")
+    servers: dict[Login, Server] = Field(default_factory=dict,
+                                         description="mail servers by name")
+    defaults: Defaults = Field(default=Defaults(), description="values used where a domain "
+                               "file says nothing")
 
     def all_plans(self) -> dict[str, Plan]:
         return {**BUILTIN_PLANS, **self.plans}
@@ -128,21 +144,23 @@ class Config(Strict):
 class Forward(Strict):
     """Forwarding of a mailbox (manual §8)."""
 
-    to: list[Address] = Field(min_length=1, max_length=32)
+    to: list[Address] = Field(min_length=1, max_length=32,
+                              description="addresses the mail is forwarded to")
     keep_copy: bool = Field(default=True, description="also deliver into the mailbox")
 
 
 class VacationSpec(Strict):
     """An automatic reply (manual §9)."""
 
-    subject: Subject
-    message: Message
-    from_: Address | None = Field(default=None, alias="from")
-    interval: Duration | None = Field(default=None, ge=1, le=30 * 86400,
-                                      description="minimum time between two replies to "
-                                      "one sender; manual: 10m")
-    start: dt.date | None = None
-    end: dt.date | None = None
+    subject: Subject = Field(description="subject of the reply")
+    message: Message = Field(description="text of the reply")
+    from_: Address | None = Field(default=None, alias="from",
+                                  description="sender of the reply (default: the mailbox)")
+    interval: VacationInterval | None = Field(default=None,
+                                              description="minimum time between two replies "
+                                              "to one sender; manual: 10m")
+    start: dt.date | None = Field(default=None, description="first day of replies, YYYY-MM-DD")
+    end: dt.date | None = Field(default=None, description="last day of replies, YYYY-MM-DD")
 
     @model_validator(mode="after")
     def _dates(self) -> VacationSpec:
@@ -154,37 +172,41 @@ class VacationSpec(Strict):
 class MailboxSpec(Strict):
     """A mailbox (manual §6, §7, §8, §9, §11)."""
 
-    name: RealName
-    password: PasswordHash
+    name: RealName = Field(description="the user's real name")
+    password: PasswordHash = Field(description="a hash from `mailstate hash-password`, "
+                                   "never plain text")
     quota: Size | None = Field(default=None, description="e.g. 3G; default 3G")
     primary_address: bool = Field(default=True, description="whether login@domain receives mail")
     addresses: list[LocalOrAddress] = Field(default_factory=list,
                                             description="extra addresses: info or info@domain")
-    forward: Forward | None = None
-    vacation: VacationSpec | None = None
+    forward: Forward | None = Field(default=None, description="forwarding (manual §8)")
+    vacation: VacationSpec | None = Field(default=None,
+                                          description="automatic reply (manual §9)")
     welcome: bool = Field(default=True, description="send a welcome mail when created")
 
 
 class GreylistingSpec(Strict):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="greylisting for this domain")
 
 
 class DomainFile(Strict):
     """One domain, as its customer writes it."""
 
-    domain: DomainName
-    account: Login
+    domain: DomainName = Field(description="the domain, e.g. monsite.be")
+    account: Login = Field(description="the customer account that owns the domain")
     plan: str | None = Field(default=None, description="the account's plan, when the file is "
                              "used without a mailstate.yaml")
-    server: Login | None = None
+    server: Login | None = Field(default=None, description="the server hosting the domain")
     admin: Login | None = Field(default=None, description="mailbox receiving role aliases")
-    domain_aliases: list[DomainName] = Field(default_factory=list)
-    greylisting: bool = True
+    domain_aliases: list[DomainName] = Field(default_factory=list, description="domains that "
+                                            "receive this domain's mail, e.g. monsite.com")
+    greylisting: bool = Field(default=True, description="greylist mail to this domain")
     catch_all: list[LocalOrAddress] = Field(default_factory=list,
                                      description="where mail to unknown addresses goes")
     role_aliases: dict[Literal["abuse", "hostmaster", "postmaster", "webmaster"],
                        list[LocalOrAddress]] = Field(
         default_factory=dict, description="override where abuse@ etc. go (default: admin)")
-    mailboxes: dict[Login, MailboxSpec] = Field(default_factory=dict)
+    mailboxes: dict[Login, MailboxSpec] = Field(default_factory=dict,
+                                                description="mailboxes by login")
     aliases: dict[LocalPart, list[LocalOrAddress]] = Field(
         default_factory=dict, description="forward-only addresses: local part -> targets")

@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Annotated
 
 import idna
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 MAX_LOGIN = 64
 MAX_LOCAL = 64
@@ -275,5 +275,27 @@ RealName = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_name)
 Subject = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_subject)]
 Message = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_message)]
 Client = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_client)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-Duration = Annotated[int, BeforeValidator(parse_duration)]
+# What editors see (yaml-language-server): the written form, not the number it becomes.
+_SIZE_SCHEMA = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]([iI][bB])?\s*$",
+                "examples": ["3G", "500M"]}
+_DURATION_TEXT = {"type": "string", "pattern": r"^\s*(\d+\s*[smhdwSMHDW]\s*)+$",
+                  "examples": ["10m", "1h", "2d"]}
+Size = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_SIZE_SCHEMA)]
+Duration = Annotated[int, BeforeValidator(parse_duration), WithJsonSchema(
+    {"anyOf": [_DURATION_TEXT, {"type": "integer", "minimum": 0,
+                                "description": "seconds"}]})]
+
+
+def duration_between(low: int, high: int | None = None) -> object:
+    """A Duration with bounds, checked after parsing (so that '10m' is compared as 600 s)."""
+
+    def check(seconds: int) -> int:
+        if seconds < low:
+            raise ValueError(f"{format_duration(seconds)} is too short; the least is "
+                             f"{format_duration(low)} (greater than or equal to {low} s)")
+        if high is not None and seconds > high:
+            raise ValueError(f"{format_duration(seconds)} is too long; the most is "
+                             f"{format_duration(high)} (less than or equal to {high} s)")
+        return seconds
+
+    return Annotated[Duration, AfterValidator(check)]
