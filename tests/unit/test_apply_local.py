@@ -627,7 +627,12 @@ def test_several_servers_one_round_trip_each_to_plan(
     assert "Server mx1" in out and "mx2: generation" in out and "mx1: generation" not in out
     ok(server.cli("plan", str(repo), "--detailed-exitcode", target=False), 0)
     out = ok(server.cli("plan", str(repo), "--target", server.target, target=False), 1)
-    assert "--target names one server" in out
+    assert "a --target without NAME= is for one server, but this run has 2: mx1, mx2" in out
+    # NAME=TARGET points each server elsewhere; --server narrows the run
+    other = server.root / "elsewhere"
+    out = ok(server.cli("plan", str(repo), "--target", f"mx1=local:{other}", "--server", "mx1",
+                        "--detailed-exitcode", target=False), 2)
+    assert f"Server mx1 (local:{other})" in out and "Server mx2" not in out
 
 
 def test_a_plan_that_cannot_be_saved_is_an_error(server: LocalServer, tmp_path: Path) -> None:
