@@ -308,7 +308,7 @@ def test_drift_is_shown_and_apply_refuses_without_force(server: LocalServer) -> 
     assert "- alias sales@monsite.be" in out and "quota: 3G -> 2G" in out
     md = ok(server.cli("plan", str(path), "--format", "markdown"))
     assert f"drift: `/{ALIASES}` was edited by hand since the last apply\n\n| |" in md
-    assert json.loads(ok(server.cli("plan", str(path), "--format", "json")))[
+    assert json.loads(server.cli("plan", str(path), "--format", "json").stdout)[
         "servers"][0]["drift"] == ["/" + ALIASES]
 
     before = server.tree()
