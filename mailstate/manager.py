@@ -209,8 +209,7 @@ class Manager:
         target = self.target(run.name)
         self.progress(run.name, "connecting", target)
         transport = open_transport(target, config, desired.repo.root, self.known_hosts,
-                                   self.identity, ssh_config=desired.repo.config.ssh_config,
-                                   server=run.name)
+                                   self.identity, ssh_config=desired.repo.config.ssh_config)
         try:
             self.progress(run.name, "reading", "")
             run.prepared = prepare(desired, run.name, transport)
@@ -364,7 +363,7 @@ def import_server(out: str | Path, *, target: str | None = None, server: str = "
     if not target:
         raise UsageError("give --target (or a server with a target in mailstate.yaml)")
     transport = open_transport(target, config, root, known_hosts, identity,
-                               ssh_config=ssh_config, server=server)
+                               ssh_config=ssh_config)
     try:
         snapshot = read_snapshot(transport, config.layout, Facts())
     finally:

@@ -84,8 +84,7 @@ def target_of(desired: Desired, server: str, override: str | None) -> str:
 
 
 def open_transport(target: str, config: Server, root: Path, known_hosts: str | None = None,
-                   identity: str | None = None, ssh_config: str | None = None,
-                   server: str | None = None) -> Transport:
+                   identity: str | None = None, ssh_config: str | None = None) -> Transport:
     """Connect to a target; `ssh_config` (relative to the repository) replaces ~/.ssh/config."""
     if target.startswith("local:"):
         path = Path(target[6:] or ".")
@@ -98,7 +97,7 @@ def open_transport(target: str, config: Server, root: Path, known_hosts: str | N
 
         return SSHTransport(target, known_hosts=known_hosts or rel(config.known_hosts),
                             identity=identity or rel(config.identity),
-                            ssh_config=rel(ssh_config), server=server)
+                            ssh_config=rel(ssh_config))
     raise TransportError(f"unknown target {target!r}; use local:DIR or ssh://user@host[:port]")
 
 

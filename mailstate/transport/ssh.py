@@ -82,13 +82,13 @@ def _hop(text: str, config: paramiko.SSHConfig) -> _Hop:
 class SSHTransport:
     def __init__(self, target: str, known_hosts: str | None = None,
                  identity: str | None = None, timeout: float = 20.0,
-                 ssh_config: str | None = None, server: str | None = None) -> None:
+                 ssh_config: str | None = None) -> None:
         m = _TARGET.fullmatch(target)
         if not m:
             raise TransportError(f"{target!r} is not an SSH target; write "
                                  "ssh://root@host[:port]")
         self.name = target
-        self.label = f"{server} ({target})" if server and server not in target else target
+        self.label = target
         self.round_trips = 0
         self.timeout = timeout
         config = load_config(ssh_config)
