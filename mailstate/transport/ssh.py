@@ -191,7 +191,9 @@ class SSHTransport:
                     out += chan.recv(1 << 16)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
-                if chan.exit_status_ready() and not chan.recv_ready() \
+                # Until EOF, not until the exit status: sshd may send the status while output
+                # is still on its way (seen under load: a truncated answer).
+                if (chan.eof_received or chan.closed) and not chan.recv_ready() \
                         and not chan.recv_stderr_ready():
                     break
                 if not transport.is_active():
