@@ -114,7 +114,9 @@ class Manager:
     ``targets`` points servers elsewhere than their ``target:`` (``{"gregorius":
     "local:/tmp/g"}``; the key ``""`` means "the only server of the run"). ``progress`` is
     called from worker threads with (server, step, detail) as each server moves on: steps are
-    connecting, reading, planned, uploading, activating, done, failed.
+    connecting, reading, planned, uploading, activating, checking, swapping, reloading (or
+    restoring, for a rollback), done, failed; and "output", once per line a server's script
+    printed.
     """
 
     def __init__(self, paths: str | Path | Sequence[str | Path] = (), *,
@@ -261,14 +263,16 @@ class Manager:
                 return
             if not force:
                 check_safe(prep.plan, prep.config.max_safe_delete)
-            self.progress(run.name, "uploading", "")
-            self.progress(run.name, "activating", "check, swap, reload")
-            run.applied = apply_server(prep, self.desired.servers[run.name], force=force)
+            run.applied = apply_server(prep, self.desired.servers[run.name], force=force,
+                                       step=self._step(run.name))
             self._output(run)
             self.progress(run.name, "done", _counts(prep.plan))
 
         self._each([s for s in fleet.servers if s.ok], work)
         return fleet
+
+    def _step(self, server: str) -> Callable[[str], None]:
+        return lambda step: self.progress(server, step, "")
 
     def _output(self, run: ServerRun) -> None:
         for line in run.applied.output if run.applied else []:
@@ -280,8 +284,7 @@ class Manager:
         def work(run: ServerRun) -> None:
             if run.prepared is None:
                 return
-            self.progress(run.name, "activating", "rollback")
-            run.applied = rollback_server(run.prepared, generation)
+            run.applied = rollback_server(run.prepared, generation, step=self._step(run.name))
             self._output(run)
             self.progress(run.name, "done", "rolled back")
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 import select
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
-from .base import Result, TransportError, sh_command
+from .base import LineFeed, Result, TransportError, sh_command
 
 _TARGET = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?"
                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?/?")
@@ -174,8 +175,10 @@ class SSHTransport:
             transport.set_keepalive(hop.keepalive)
         return client
 
-    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
+    def run(self, script: str, args: list[str], stdin: bytes = b"",
+            on_line: Callable[[str], None] | None = None) -> Result:
         self.round_trips += 1
+        lines = LineFeed(on_line)
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise TransportError(f"{self.label}: the SSH connection was lost")
@@ -189,6 +192,7 @@ class SSHTransport:
                 select.select([chan], [], [], 1.0)
                 while chan.recv_ready():
                     out += chan.recv(1 << 16)
+                lines.feed(out)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
                 # Until EOF, not until the exit status: sshd may send the status while output

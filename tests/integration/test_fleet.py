@@ -86,7 +86,8 @@ def test_a_fleet_with_an_unreachable_and_a_failing_server(
     steps = {(m[1], m[2]) for m in map(STAMP.match, err.splitlines()) if m}
     for name in ("alpha", "beta"):
         assert {(name, "connecting"), (name, "reading"), (name, "planned"),
-                (name, "uploading"), (name, "done")} <= steps, steps
+                (name, "uploading"), (name, "checking"), (name, "reloading"),
+                (name, "done")} <= steps, steps
     assert "\x1b" not in result.output
     # the servers that worked are applied, and their results came as they finished
     assert "alpha: generation" in result.stdout and "beta: generation" in result.stdout

@@ -515,9 +515,10 @@ def test_the_cli_makes_one_round_trip_to_plan_and_three_to_apply(
     calls: list[str] = []
     real_run = LocalTransport.run
 
-    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b"",
+            **kw):  # type: ignore[no-untyped-def]
         calls.append(script.splitlines()[0])
-        return real_run(self, script, args, stdin)
+        return real_run(self, script, args, stdin, **kw)
 
     monkeypatch.setattr(LocalTransport, "run", counting)
     ok(server.cli("plan", str(repo), target=False), 0)
@@ -602,9 +603,10 @@ def test_several_servers_one_round_trip_each_to_plan(
     roots: list[str] = []
     real_run = LocalTransport.run
 
-    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b"",
+            **kw):  # type: ignore[no-untyped-def]
         roots.append(self.root.name)
-        return real_run(self, script, args, stdin)
+        return real_run(self, script, args, stdin, **kw)
 
     monkeypatch.setattr(LocalTransport, "run", counting)
     md = ok(server.cli("plan", str(repo), "--format", "markdown", "--detailed-exitcode",

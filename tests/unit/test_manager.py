@@ -72,6 +72,18 @@ def test_a_library_user_plans_and_applies_in_a_few_lines(tmp_path: Path) -> None
         manager.apply(fleet)
         assert fleet.ok, fleet.errors
 
+    seen: list[tuple[str, str]] = []
+    write(repo, "alpha.be", "mx1", ["alpha", "alpha0001"])
+    manager = Manager(repo, progress=lambda server, step, _: seen.append((server, step)))
+    with manager.apply() as fleet:  # plans, then applies
+        assert fleet.ok, fleet.errors
+    steps = [step for server, step in seen if server == "mx1" and step != "output"]
+    assert steps == ["connecting", "reading", "planned", "uploading", "activating", "checking",
+                     "swapping", "reloading", "done"]
+    assert ("mx2", "done") in seen and ("mx2", "uploading") not in seen  # nothing to do there
+    assert not any(line.startswith("@step") for s in fleet.servers if s.applied
+                   for line in s.applied.output)
+
     assert "alpha:" in passwd(tmp_path, "mx1") and "beta:" in passwd(tmp_path, "mx2")
     with Manager(repo).plan() as again:
         assert again.exit_code(detailed=True) == 0  # applied: nothing left to do
@@ -90,10 +102,11 @@ def test_servers_are_read_in_parallel_one_connection_each(
         opened.append(Path(root).name)
         real_init(self, root)
 
-    def run(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def run(self: LocalTransport, script: str, args: list[str], stdin: bytes = b"",
+            **kw):  # type: ignore[no-untyped-def]
         if "files.tar" in script:  # the read script
             barrier.wait()
-        return real_run(self, script, args, stdin)
+        return real_run(self, script, args, stdin, **kw)
 
     monkeypatch.setattr(LocalTransport, "__init__", init)
     monkeypatch.setattr(LocalTransport, "run", run)
