@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apply import Applied, ApplyRefused, apply_server, rollback_server
-from .desired import Desired
+from .desired import Desired, server_state
 from .load import Issue
 from .plan import Plan
 from .reconcile import Prepared, open_transport, prepare, target_of
@@ -131,6 +131,7 @@ class Manager:
         self.progress: Progress = progress or _quiet
         self.issues: list[Issue] = []
         self._desired: Desired | None = None
+        self._empty: list[str] = []  # configured servers without domain files
 
     def __enter__(self) -> Manager:
         return self
@@ -148,6 +149,11 @@ class Manager:
             desired, self.issues = run(self.paths)
             if desired is None:
                 raise Invalid(self.issues)
+            # A configured server whose last domain file was deleted is still planned (to no
+            # domains), so that its domains are not left active without a word.
+            self._empty = sorted(set(desired.repo.config.servers) - set(desired.servers))
+            for name in self._empty:
+                desired.servers[name] = server_state(desired.server_config(name), {})
             self._desired = desired
         return self._desired
 
@@ -159,7 +165,10 @@ class Manager:
         """The servers a run works on: those of the selected domain files, narrowed to `only`."""
         desired = self.desired
         selected = desired.repo.selected
-        servers = sorted({i.server for i in desired.inputs if i.spec.domain in selected})
+        used = {i.server for i in desired.inputs if i.spec.domain in selected}
+        if selected == {spec.domain for _, spec in desired.repo.domains}:  # the whole repository
+            used |= set(self._empty)
+        servers = sorted(used)
         if only:
             wanted = list(dict.fromkeys(only))
             unknown = [n for n in wanted if n not in desired.servers]

@@ -176,6 +176,21 @@ def test_deleting_a_domain_file_needs_force(tmp_path: Path) -> None:
     assert "beta:" not in passwd(tmp_path, "mx1")
 
 
+def test_a_server_whose_last_domain_file_is_deleted_is_still_planned(tmp_path: Path) -> None:
+    repo = fleet_repo(tmp_path, {"mx1": "", "mx2": ""})
+    write(repo, "alpha.be", "mx1", ["alpha"])
+    last = write(repo, "beta.be", "mx2", ["beta"])
+    assert cli("apply", str(repo), "--auto-approve")[0] == 0
+    last.unlink()
+    code, out, err = cli("plan", str(repo), "--detailed-exitcode")
+    assert code == 2, err
+    assert "Server mx2" in out and "- domain beta.be" in out and "- mailbox beta" in out
+    assert cli("apply", str(repo), "--auto-approve")[0] == 1  # a deleted file: --force
+    assert cli("apply", str(repo), "--auto-approve", "--force")[0] == 0
+    assert "beta:" not in passwd(tmp_path, "mx2")
+    assert cli("plan", str(repo), "--detailed-exitcode")[0] == 0
+
+
 def test_a_domain_moved_between_servers_is_shown_as_a_move(tmp_path: Path) -> None:
     repo = fleet_repo(tmp_path, {"mx1": "", "mx2": ""})
     write(repo, "alpha.be", "mx1", ["alpha"])
