@@ -209,10 +209,15 @@ class Manager:
             for run in runs:
                 one(run)
             return
-        with ThreadPoolExecutor(max_workers=min(self.parallel, len(runs)),
-                                thread_name_prefix="mailstate") as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.parallel, len(runs)),
+                                  thread_name_prefix="mailstate")
+        try:
             for future in [pool.submit(one, run) for run in runs]:
                 future.result()
+        finally:
+            # On Ctrl-C: servers already at work finish (an activation is not cut in half),
+            # servers not yet started are not started.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _prepare(self, run: ServerRun) -> None:
         desired = self.desired

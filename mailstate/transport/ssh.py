@@ -132,6 +132,11 @@ class SSHTransport:
         except (OSError, paramiko.SSHException) as exc:
             raise TransportError(f"{label}: cannot read known_hosts {known}: {exc}") from None
         keys = [str(Path(identity).expanduser())] if identity else hop.identities
+        missing = [k for k in keys if not Path(k).is_file()]
+        if identity and missing:
+            raise TransportError(f"{label}: the identity file {missing[0]} does not exist "
+                                 "(`identity:` in mailstate.yaml or --identity)")
+        keys = [k for k in keys if k not in missing]  # ssh skips a missing IdentityFile too
         try:
             client.connect(hop.host, port=hop.port, username=hop.user, sock=sock,
                            key_filename=keys or None, allow_agent=identity is None,
