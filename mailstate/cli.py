@@ -188,7 +188,7 @@ class _Run:
             self.manager.validate()
         except Invalid as exc:
             _print_issues(exc.issues)
-            click.secho(str(exc), fg="red", err=True, color=_err_colour())
+            click.secho(exc.summary, fg="red", err=True, color=_err_colour())
             sys.exit(1)
         _print_issues(self.manager.issues)
 

@@ -45,7 +45,9 @@ class Invalid(Exception):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = issues
         errors = sum(i.severity == "error" for i in issues)
-        super().__init__(f"{errors} error{'s' if errors != 1 else ''}; nothing was changed.")
+        self.summary = f"{errors} error{'s' if errors != 1 else ''}; nothing was changed."
+        super().__init__("\n".join([*(str(i) for i in issues if i.severity == "error"),
+                                     self.summary]))
 
 
 class UsageError(ValueError):
