@@ -176,8 +176,8 @@ class Manager:
             unknown = [n for n in wanted if n not in desired.servers]
             if unknown:
                 known = ", ".join(sorted(desired.servers)) or "none"
-                raise UsageError(f"no server {', '.join(map(repr, unknown))} with domains in "
-                                 f"these files (known: {known})")
+                raise UsageError(f"no server {', '.join(map(repr, unknown))} in this "
+                                 f"repository (known: {known})")
             servers = [n for n in servers if n in wanted] or sorted(wanted)
         for name in self.targets:
             if name and name not in servers:
