@@ -14,6 +14,7 @@ import io
 import json
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .reconcile import Prepared
@@ -34,6 +35,8 @@ basename "$stage"
 # not have replaced the other's files under it (activate.sh removes its stage when it ends).
 ACTIVATE = 'exec sh "${MAILSTATE_ROOT:-}$1/$2/activate.sh"'
 STAGE_NAME = re.compile(r"stage\.[A-Za-z0-9]+")
+STEP = "@step "  # activate.sh's progress lines: "@step checking", never shown as output
+Step = Callable[[str], None]
 
 
 class ApplyRefused(Exception):
@@ -111,9 +114,12 @@ def _tar(members: dict[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _run_stage(prep: Prepared, tar: bytes) -> list[str]:
-    """Upload a stage and run its activate.sh: two round trips, whatever the stage holds."""
+def _run_stage(prep: Prepared, tar: bytes, step: Step | None = None) -> list[str]:
+    """Upload a stage and run its activate.sh: two round trips, whatever the stage holds.
+    `step` hears where activate.sh is (checking, swapping, reloading) as it gets there."""
     server, state_dir = prep.plan.server, prep.layout.state_dir
+    if step:
+        step("uploading")
     pushed = prep.transport.run(PUSH, [state_dir], tar)
     if pushed.returncode != 0:
         raise TransportError(f"{server}: uploading the new files failed: {pushed.message}")
@@ -121,8 +127,17 @@ def _run_stage(prep: Prepared, tar: bytes) -> list[str]:
     if not STAGE_NAME.fullmatch(stage):
         raise TransportError(f"{server}: uploading the new files failed: unexpected answer "
                              f"{stage[:200]!r}")
-    result = prep.transport.run(ACTIVATE, [state_dir, stage])
-    output = result.stdout.decode("utf-8", "replace").splitlines()
+    if step is None:
+        result = prep.transport.run(ACTIVATE, [state_dir, stage])
+    else:
+        def on_line(line: str) -> None:
+            if line.startswith(STEP):
+                step(line[len(STEP):])
+
+        step("activating")
+        result = prep.transport.run(ACTIVATE, [state_dir, stage], on_line=on_line)
+    output = [line for line in result.stdout.decode("utf-8", "replace").splitlines()
+              if not line.startswith(STEP)]
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)
         what = {75: "another apply holds the lock", 76: "the plan is stale",
@@ -134,7 +149,8 @@ def _run_stage(prep: Prepared, tar: bytes) -> list[str]:
     return output
 
 
-def rollback_server(prep: Prepared, generation: str | None = None) -> Applied:
+def rollback_server(prep: Prepared, generation: str | None = None,
+                    step: Step | None = None) -> Applied:
     """Put back the files a generation kept (default: the newest, i.e. before the last apply)."""
     generations = prep.snapshot.generations
     if not generations:
@@ -147,10 +163,11 @@ def rollback_server(prep: Prepared, generation: str | None = None) -> Applied:
             "generation": generation_id(), "rollback": target}
     members = {"activate.sh": (script("server-activate.sh").encode(), 0o700)}
     members.update({f"meta/{k}": (v.encode(), 0o600) for k, v in meta.items()})
-    return Applied(prep.plan.server, True, _run_stage(prep, _tar(members)))
+    return Applied(prep.plan.server, True, _run_stage(prep, _tar(members), step))
 
 
-def apply_server(prep: Prepared, state: ServerState, force: bool = False) -> Applied:
+def apply_server(prep: Prepared, state: ServerState, force: bool = False,
+                 step: Step | None = None) -> Applied:
     """Apply one server's plan; raises ApplyRefused or TransportError with a clear message."""
     plan = prep.plan
     if not plan.has_changes:
@@ -159,4 +176,4 @@ def apply_server(prep: Prepared, state: ServerState, force: bool = False) -> App
         raise ApplyRefused(
             f"{plan.server}: {', '.join(plan.drift)} changed by hand since the last apply; "
             "look at the difference, then apply with --force to overwrite it")
-    return Applied(plan.server, True, _run_stage(prep, build_stage(prep, state)))
+    return Applied(plan.server, True, _run_stage(prep, build_stage(prep, state), step))

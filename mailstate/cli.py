@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import click
 
 from . import __version__
 from .load import Issue
+from .manager import DEFAULT_PARALLEL
 from .validate import run as validate_run
 
 
@@ -130,36 +132,91 @@ def schema(which: str, out: Path | None) -> None:
         click.echo(text)
 
 
+def _targets(values: tuple[str, ...]) -> dict[str, str]:
+    """`NAME=TARGET` pairs; a bare TARGET (key "") is for a run with one server."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or ":" in name or not name:
+            name, target = "", value
+        if name in out:
+            _fail(f"--target given twice for {name or 'the server'}")
+        out[name] = target
+    return out
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True, color=_err_colour())
+    sys.exit(1)
+
+
+def _err_colour() -> bool | None:
+    return False if "NO_COLOR" in os.environ else None
+
+
 def _target_options(fn):
+    fn = click.option("-v", "--verbose", is_flag=True, help="a plain line for every step of "
+                      "every server (also on a terminal)")(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, help="no progress; the plan, errors and "
+                      "the result only")(fn)
+    fn = click.option("--parallel", type=click.IntRange(1, 256), default=DEFAULT_PARALLEL,
+                      show_default=True, help="servers worked on at once")(fn)
+    fn = click.option("--server", "only", multiple=True, metavar="NAME",
+                      help="only this server (repeatable)")(fn)
     fn = click.option("--identity", help="SSH private key file (default: config, then agent)")(fn)
     fn = click.option("--known-hosts", help="known_hosts file (default: config, then "
                       "~/.ssh/known_hosts)")(fn)
-    fn = click.option("--target", help="override the server's target: local:DIR or "
-                      "ssh://user@host[:port] (one server only)")(fn)
+    fn = click.option("--target", multiple=True, metavar="[NAME=]TARGET",
+                      help="point a server at local:DIR or ssh://user@host[:port] instead of "
+                      "its target in mailstate.yaml (repeatable; without NAME= for a run with "
+                      "one server)")(fn)
     return click.argument("paths", nargs=-1)(fn)
 
 
-def _prepare(paths, target, known_hosts, identity):
-    from .reconcile import open_transport, prepare, target_of
-    from .transport.base import TransportError
+class _Run:
+    """The options every server verb shares, turned into a Manager and a progress view."""
 
-    desired, _ = _load_or_exit(paths)
-    servers = sorted({i.server for i in desired.inputs if i.spec.domain in desired.repo.selected})
-    if target and len(servers) > 1:
-        click.secho(f"error: --target names one server, but these files use {len(servers)}: "
-                    f"{', '.join(servers)}", fg="red", err=True)
-        sys.exit(1)
-    prepared = []
-    try:
-        for server in servers:
-            config = desired.server_config(server)
-            transport = open_transport(target_of(desired, server, target), config,
-                                       desired.repo.root, known_hosts, identity)
-            prepared.append(prepare(desired, server, transport))
-    except (TransportError, ValueError) as exc:  # ValueError: render refused a value
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
-    return desired, prepared
+    def __init__(self, paths, target, known_hosts, identity, only, parallel, quiet, verbose):
+        from .manager import Invalid, Manager
+        from .progress import NORMAL, QUIET, VERBOSE, View
+
+        self.view = View(QUIET if quiet else VERBOSE if verbose else NORMAL)
+        self.manager = Manager(paths, targets=_targets(target), known_hosts=known_hosts,
+                               identity=identity, parallel=parallel, progress=self.view)
+        self.only = only
+        try:
+            self.manager.validate()
+        except Invalid as exc:
+            _print_issues(exc.issues)
+            click.secho(exc.summary, fg="red", err=True, color=_err_colour())
+            sys.exit(1)
+        _print_issues(self.manager.issues)
+
+    def plan(self):
+        from .manager import UsageError
+
+        try:
+            servers = self.manager.server_names(self.only)
+        except UsageError as exc:
+            _fail(str(exc))
+        self.view.start(servers)
+        try:
+            return self.manager.plan(servers)
+        finally:
+            self.view.stop()
+
+    def echo_plan(self, fleet) -> None:
+        from .progress import colour_enabled, colour_plan
+
+        click.echo(colour_plan(fleet.plan.to_text(), colour_enabled(sys.stdout)), nl=False,
+                   color=True)
+
+    def report_errors(self, fleet, what: str) -> None:
+        if fleet.errors:
+            names = ", ".join(fleet.errors)
+            click.secho(f"{what} failed on {len(fleet.errors)} of {len(fleet.servers)} "
+                        f"server{'s' if len(fleet.servers) != 1 else ''}: {names}", fg="red",
+                        err=True, color=_err_colour())
 
 
 @main.command()
@@ -170,27 +227,25 @@ def _prepare(paths, target, known_hosts, identity):
               help="save the plan (JSON) for `apply --plan`")
 @click.option("--detailed-exitcode", is_flag=True,
               help="exit 0 for no changes, 2 for changes, 1 for an error")
-def plan(paths, target, known_hosts, identity, fmt, out, detailed_exitcode) -> None:
-    """Show what apply would change on each server."""
-    from .plan import Plan
-
-    _, prepared = _prepare(paths, target, known_hosts, identity)
-    result = Plan([p.plan for p in prepared])
-    for p in prepared:
-        p.transport.close()
-    view = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
-    click.echo(view[fmt](), nl=False)
-    if out:
-        try:
-            out.write_text(result.to_json())
-        except OSError as exc:
-            click.secho(f"error: cannot save the plan to {out}: {exc.strerror}", fg="red",
-                        err=True)
-            sys.exit(1)
-        click.echo(f"Saved the plan to {out}; apply it with `mailstate apply --plan {out}`.",
-                   err=True)
-    if detailed_exitcode and result.has_changes:
-        sys.exit(2)
+def plan(paths, target, known_hosts, identity, only, parallel, quiet, verbose, fmt, out,
+         detailed_exitcode) -> None:
+    """Show what apply would change on each server (all servers at once)."""
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    with run.plan() as fleet:
+        result = fleet.plan
+        if fmt == "text":
+            run.echo_plan(fleet)
+        else:
+            click.echo({"markdown": result.to_markdown, "json": result.to_json}[fmt](), nl=False)
+        if out:
+            try:
+                out.write_text(result.to_json())
+            except OSError as exc:
+                _fail(f"cannot save the plan to {out}: {exc.strerror}")
+            click.echo(f"Saved the plan to {out}; apply it with `mailstate apply --plan {out}`.",
+                       err=True)
+        run.report_errors(fleet, "plan")
+        sys.exit(fleet.exit_code(detailed_exitcode))
 
 
 @main.command()
@@ -198,55 +253,43 @@ def plan(paths, target, known_hosts, identity, fmt, out, detailed_exitcode) -> N
 @click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="apply a plan saved with `plan --out` (refused if stale)")
 @click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
-@click.option("--force", is_flag=True, help="overwrite managed files that were edited by hand")
-def apply(paths, target, known_hosts, identity, plan_file, auto_approve, force) -> None:
-    """Apply the domain files to their servers."""
-    from .apply import ApplyRefused, apply_server
+@click.option("--force", is_flag=True, help="overwrite managed files that were edited by hand, "
+              "and apply plans that remove more than a server's safe share")
+def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, plan_file,
+          auto_approve, force) -> None:
+    """Apply the domain files to their servers (all servers at once)."""
     from .plan import Plan
-    from .transport.base import TransportError
 
-    desired, prepared = _prepare(paths, target, known_hosts, identity)
-    current = Plan([p.plan for p in prepared])
-    click.echo(current.to_text(), nl=False)
-    try:
-        if plan_file:
-            _check_saved(Plan.from_json(plan_file.read_text()), current)
-        if not current.has_changes:
-            return
-        if not auto_approve and not plan_file:  # a saved plan was reviewed when it was made
-            if not sys.stdin.isatty():
-                raise ApplyRefused("no terminal to confirm on; review the plan and run again "
-                                   "with --auto-approve (or apply a saved plan with --plan)")
-            if click.prompt("Apply these changes? Only 'yes' is accepted", default="",
-                            show_default=False) != "yes":
-                raise ApplyRefused("not confirmed; nothing was changed")
-        for p in prepared:
-            applied = apply_server(p, desired.servers[p.plan.server], force=force)
-            for line in applied.output:
-                click.echo(f"{p.plan.server}: {line}")
-    except (ApplyRefused, TransportError, ValueError) as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
-    finally:
-        for p in prepared:
-            p.transport.close()
-    click.secho("Apply complete. " + current.summary().removeprefix("Plan: "), fg="green")
-
-
-def _check_saved(saved, current) -> None:
-    from .apply import ApplyRefused
-
-    before = {s.server: s for s in saved.servers}
-    for server in current.servers:
-        old = before.get(server.server)
-        if old is None:
-            raise ApplyRefused(f"the saved plan does not cover server {server.server!r}")
-        if old.live_fingerprint != server.live_fingerprint:
-            raise ApplyRefused(f"the saved plan is stale: server {server.server!r} changed "
-                               "since it was made; run plan again")
-        if old.desired_fingerprint != server.desired_fingerprint:
-            raise ApplyRefused(f"the saved plan is stale: the domain files for "
-                               f"{server.server!r} changed since it was made; run plan again")
+    saved = None
+    if plan_file:
+        try:
+            saved = Plan.from_json(plan_file.read_text())
+        except ValueError as exc:
+            _fail(str(exc))
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    with run.plan() as fleet:
+        current = fleet.plan
+        run.echo_plan(fleet)
+        if current.has_changes or saved is not None:
+            if current.has_changes and not auto_approve and saved is None:
+                # a saved plan was reviewed when it was made
+                if not sys.stdin.isatty():
+                    _fail("no terminal to confirm on; review the plan and run again with "
+                          "--auto-approve (or apply a saved plan with --plan)")
+                if click.prompt("Apply these changes? Only 'yes' is accepted", default="",
+                                show_default=False) != "yes":
+                    _fail("not confirmed; nothing was changed")
+            run.view.start([s.name for s in fleet.servers if s.ok])
+            try:
+                run.manager.apply(fleet, force=force, saved=saved)
+            finally:
+                run.view.stop()
+        run.report_errors(fleet, "apply")
+        if not fleet.ok:
+            sys.exit(1)
+    if current.has_changes:
+        click.secho("Apply complete. " + current.summary().removeprefix("Plan: "), fg="green",
+                    color=False if "NO_COLOR" in os.environ else None)
 
 
 @main.command()
@@ -255,35 +298,35 @@ def _check_saved(saved, current) -> None:
               "the files as they were before the last apply)")
 @click.option("--list", "list_only", is_flag=True, help="list the generations kept and stop")
 @click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
-def rollback(paths, target, known_hosts, identity, generation, list_only, auto_approve) -> None:
+def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbose, generation,
+             list_only, auto_approve) -> None:
     """Put back the files mailstate replaced in an earlier apply, and reload.
 
     The domain files are not changed: afterwards `plan` shows what the files in git would
     change again. Revert the commit too, or the next apply redoes what was rolled back.
     """
-    from .apply import ApplyRefused, rollback_server
-    from .transport.base import TransportError
-
-    _, prepared = _prepare(paths, target, known_hosts, identity)
-    try:
-        for p in prepared:
-            kept = p.snapshot.generations
-            if list_only:
-                click.echo(f"{p.plan.server}: " + (", ".join(kept) or "no generations kept"))
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    with run.plan() as fleet:
+        for server in fleet.servers:
+            if server.prepared is None:
                 continue
-            chosen = generation or (kept[-1] if kept else "?")
-            click.echo(f"{p.plan.server}: put back the files kept by generation {chosen}")
+            kept = server.prepared.snapshot.generations
+            if list_only:
+                click.echo(f"{server.name}: " + (", ".join(kept) or "no generations kept"))
+            else:
+                chosen = generation or (kept[-1] if kept else "?")
+                click.echo(f"{server.name}: put back the files kept by generation {chosen}")
+        if not list_only and any(s.ok for s in fleet.servers):
             if not auto_approve and not (sys.stdin.isatty() and click.confirm("Roll back?")):
-                raise ApplyRefused("not confirmed (use --auto-approve without a terminal); "
-                                   "nothing was changed")
-            for line in rollback_server(p, generation).output:
-                click.echo(f"{p.plan.server}: {line}")
-    except (ApplyRefused, TransportError) as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
-    finally:
-        for p in prepared:
-            p.transport.close()
+                _fail("not confirmed (use --auto-approve without a terminal); nothing was "
+                      "changed")
+            run.view.start([s.name for s in fleet.servers if s.ok])
+            try:
+                run.manager.rollback(fleet, generation)
+            finally:
+                run.view.stop()
+        run.report_errors(fleet, "rollback")
+        sys.exit(fleet.exit_code())
 
 
 @main.command("import")
@@ -299,56 +342,23 @@ def rollback(paths, target, known_hosts, identity, generation, list_only, auto_a
 @click.option("--identity", help="SSH private key file")
 def import_cmd(target, server_name, account, out, known_hosts, identity) -> None:
     """Write domain files for what a live server holds (its mailstate-managed files)."""
-    from .importer import import_state
-    from .layout import Facts
-    from .parse import parse
-    from .reconcile import open_transport
-    from .repo import find_config
-    from .schema import Server
-    from .transport.base import TransportError, read_snapshot
-    from .values import check_login
+    from .manager import Invalid, UsageError, import_server
+    from .transport.base import TransportError
 
     try:
-        check_login(server_name)
-        if account:
-            check_login(account)
-    except ValueError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        done = import_server(out, target=target, server=server_name, account=account,
+                             known_hosts=known_hosts, identity=identity)
+    except Invalid as exc:
+        _print_issues(exc.issues)
         sys.exit(1)
-    config, root = Server(), Path.cwd()
-    found = find_config(Path.cwd())
-    if found is not None:
-        from .validate import run as validate_run
-
-        desired, issues = validate_run([str(found)])
-        if desired is None:
-            _print_issues(issues)
-            sys.exit(1)
-        config, root = desired.server_config(server_name), desired.repo.root
-    target = target or config.target
-    if not target:
-        click.secho("error: give --target (or a server with a target in mailstate.yaml)",
-                    fg="red", err=True)
-        sys.exit(1)
-    try:
-        transport = open_transport(target, config, root, known_hosts, identity)
-        try:
-            snapshot = read_snapshot(transport, config.layout, Facts())
-        finally:
-            transport.close()
-    except TransportError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
-    records = {f"{config.layout.state_dir}/manifest.json", f"{config.layout.state_dir}/state.json"}
-    parsed = parse({p: c for p, c in snapshot.files.items() if p not in records},
-                   config.layout, snapshot.facts)
-    for warning in parsed.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
-    written = import_state(parsed.state, server_name, out, account, with_plan=found is None)
-    for path in written:
+    except (UsageError, TransportError) as exc:
+        _fail(str(exc))
+    for warning in done.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True, color=_err_colour())
+    for path in done.written:
         click.echo(f"wrote {path}")
-    if found is not None:
-        click.echo(f"Accounts in these files: {', '.join(sorted(set(written.values())))} "
+    if done.in_repository:
+        click.echo(f"Accounts in these files: {', '.join(sorted(set(done.written.values())))} "
                    "(each needs an entry under `accounts:` in mailstate.yaml).")
-    click.echo(f"{len(written)} domain file(s). Check them with `mailstate plan {out} --target "
-               f"{target}`: it should show no changes.")
+    click.echo(f"{len(done.written)} domain file(s). Check them with `mailstate plan {out} "
+               f"--target {done.target}`: it should show no changes.")

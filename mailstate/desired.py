@@ -217,18 +217,22 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
 
     servers: dict[str, st.ServerState] = {}
     for name in sorted({i.server for i in inputs}):
-        grey = repo.config.servers.get(name, Server()).greylisting
         domains = {i.domain.name: i.domain for i in inputs if i.server == name and i.domain}
-        servers[name] = st.ServerState(domains=dict(sorted(domains.items())),
-                                       greylisting=st.Greylisting(
-                                           enabled=grey.enabled, delay=grey.delay,
-                                           max_age=grey.max_age // 86400 or 1,
-                                           whitelist_clients=tuple(sorted(set(
-                                               grey.whitelist_clients))),
-                                           whitelist_recipients=tuple(sorted(set(
-                                               grey.whitelist_recipients))),
-                                           auto_whitelist_clients=grey.auto_whitelist_clients))
+        servers[name] = server_state(repo.config.servers.get(name, Server()), domains)
     return Desired(repo, servers, inputs, accounts, plans, welcome), issues
+
+
+def server_state(server: Server, domains: dict[str, st.Domain]) -> st.ServerState:
+    """A server's desired state: its domains and its postgrey settings."""
+    grey = server.greylisting
+    return st.ServerState(domains=dict(sorted(domains.items())),
+                          greylisting=st.Greylisting(
+                              enabled=grey.enabled, delay=grey.delay,
+                              max_age=grey.max_age // 86400 or 1,
+                              whitelist_clients=tuple(sorted(set(grey.whitelist_clients))),
+                              whitelist_recipients=tuple(sorted(set(
+                                  grey.whitelist_recipients))),
+                              auto_whitelist_clients=grey.auto_whitelist_clients))
 
 
 def _admin_elsewhere(inputs: list[DomainInput], item: DomainInput, login: str) -> str | None:

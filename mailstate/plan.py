@@ -58,6 +58,8 @@ class ServerPlan:
     welcome: list[str] = field(default_factory=list)  # logins that get a welcome mail
     live_fingerprint: str = ""
     desired_fingerprint: str = ""
+    live_objects: int = 0  # mailboxes and addresses on the server before the plan
+    moved: dict[str, str] = field(default_factory=dict)  # domain -> "to B" / "from A"
 
     @property
     def has_changes(self) -> bool:
@@ -116,6 +118,12 @@ class Plan:
             elif not server.changes:
                 lines.append("  no changes")
             lines.append("")
+        moves = sorted((d, s.server, where[3:]) for s in self.servers
+                       for d, where in s.moved.items() if where.startswith("to "))
+        for domain, old, new in moves:
+            lines.append(f"Move: {domain} from {old} to {new} (its mail stays on {old} until "
+                         "it is moved; see the README, \"Moving a domain\")")
+        lines += [""] if moves else []
         lines.append(self.summary())
         return "\n".join(lines) + "\n"
 

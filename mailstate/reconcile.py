@@ -84,7 +84,8 @@ def target_of(desired: Desired, server: str, override: str | None) -> str:
 
 
 def open_transport(target: str, config: Server, root: Path, known_hosts: str | None = None,
-                   identity: str | None = None) -> Transport:
+                   identity: str | None = None, ssh_config: str | None = None) -> Transport:
+    """Connect to a target; `ssh_config` (relative to the repository) replaces ~/.ssh/config."""
     if target.startswith("local:"):
         path = Path(target[6:] or ".")
         return LocalTransport(path if path.is_absolute() else Path.cwd() / path)
@@ -95,7 +96,8 @@ def open_transport(target: str, config: Server, root: Path, known_hosts: str | N
             return str(root / Path(p).expanduser()) if p else None
 
         return SSHTransport(target, known_hosts=known_hosts or rel(config.known_hosts),
-                            identity=identity or rel(config.identity))
+                            identity=identity or rel(config.identity),
+                            ssh_config=rel(ssh_config))
     raise TransportError(f"unknown target {target!r}; use local:DIR or ssh://user@host[:port]")
 
 
@@ -131,11 +133,13 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     unchanged = live_hashes == manifest
     recorded = _recorded_state(snapshot.files.get(f"{layout.state_dir}/state.json"),
                                generation) if unchanged else None
+    live_state = state
     if live_files == wanted_files:
         pass  # byte-identical: render is deterministic and parse(render(s)) == s is tested
     elif recorded is not None:
         # Every managed file is exactly what the last apply wrote (hashes in the manifest),
         # so the live state is the state that apply recorded: no need to parse it back.
+        live_state = recorded
         plan.changes = diff_states(recorded, state)
     else:
         parsed = parse(live_files, layout, snapshot.facts,
@@ -143,7 +147,10 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         # Lines of a file mailstate never wrote (Debian's /etc/default/postgrey on a fresh
         # server) are not news: apply adopts such files. Report only files mailstate owns.
         plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
+        live_state = parsed.state
         plan.changes = diff_states(parsed.state, state)
+    plan.live_objects = sum(len(d.mailboxes) + len(d.aliases)
+                            for d in live_state.domains.values())
     for path, file in sorted(wanted.items()):
         live = live_files.get(path)
         if live == file.content:

@@ -111,6 +111,9 @@ class Server(Strict):
     commands: Commands = Field(default=Commands(), description="reload commands")
     greylisting: ServerGreylisting = Field(default=ServerGreylisting(),
                                            description="postgrey settings")
+    max_safe_delete: int = Field(default=30, ge=0, le=100, description="the largest share "
+                                 "(percent) of this server's mailboxes and addresses one apply "
+                                 "may remove or disable without --force")
 
 
 class Defaults(Strict):
@@ -131,6 +134,9 @@ class Config(Strict):
                                            description="customers by account name")
     servers: dict[Login, Server] = Field(default_factory=dict,
                                          description="mail servers by name")
+    ssh_config: str | None = Field(default=None, description="an OpenSSH client config file "
+                                   "(host aliases, User, Port, IdentityFile, ProxyJump, "
+                                   "ServerAliveInterval) used instead of ~/.ssh/config")
     defaults: Defaults = Field(default=Defaults(), description="values used where a domain "
                                "file says nothing")
 

@@ -32,6 +32,7 @@ GENID=$(cat "$META/generation")
 GEN="$ROOT$STATE_DIR/generations/$GENID"
 
 say() { printf '%s\n' "$*"; }
+step() { say "@step $1"; }  # progress for mailstate (not shown as output)
 fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
 
@@ -120,6 +121,7 @@ flock -n 9 || fail "another mailstate apply is running on this server (lock $STA
 if [ -f "$META/rollback" ]; then
     GEN="$ROOT$STATE_DIR/generations/$(cat "$META/rollback")"
     [ -f "$GEN/write" ] || fail "no generation $(cat "$META/rollback") on this server" 11
+    step restoring
     restore
     for record in manifest.json state.json; do
         if [ -f "$GEN/$record" ]; then
@@ -143,6 +145,7 @@ while read -r expected path; do
 done < "$META/expect"
 
 # 2. checks ------------------------------------------------------------------------------
+step checking
 if [ "$NOCMD" = 1 ]; then
     [ -s "$META/postmap" ] && skipped "postmap check"
     [ -s "$META/check_dovecot" ] && skipped "doveconf check"
@@ -168,6 +171,7 @@ else
 fi
 
 # 3. keep the current generation, swap the new files in -----------------------------------
+step swapping
 mkdir -p "$GEN/files" || fail "cannot create generation $GENID"
 : > "$GEN/created"
 keep() {
@@ -223,6 +227,7 @@ if [ ! -d "$ROOT$vdir" ]; then
 fi
 
 # 4. reload what changed, probe --------------------------------------------------------
+step reloading
 reload_all || abort "a daemon did not come back after reload"
 
 # 5. done: manifest and state, welcome mails, retention --------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import shlex
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Protocol
@@ -37,11 +38,31 @@ class Transport(Protocol):
     name: str
     round_trips: int
 
-    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
-        """Run `sh -c script sh args...` on the target with stdin; one round trip."""
+    def run(self, script: str, args: list[str], stdin: bytes = b"",
+            on_line: Callable[[str], None] | None = None) -> Result:
+        """Run `sh -c script sh args...` on the target with stdin; one round trip.
+        `on_line` is called with each line of standard output as it arrives."""
         ...
 
     def close(self) -> None: ...
+
+
+class LineFeed:
+    """Calls `on_line` with each complete line of a growing output, once."""
+
+    def __init__(self, on_line: Callable[[str], None] | None) -> None:
+        self.on_line = on_line
+        self.done = 0
+
+    def feed(self, data: bytes | bytearray) -> None:
+        if self.on_line is None:
+            return
+        end = data.rfind(b"\n")
+        if end < self.done:
+            return
+        for line in bytes(data[self.done:end]).split(b"\n"):
+            self.on_line(line.decode("utf-8", "replace"))
+        self.done = end + 1
 
 
 def script(name: str) -> str:

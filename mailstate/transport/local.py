@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .base import Result, TransportError
@@ -21,16 +23,38 @@ class LocalTransport:
         self.name = f"local:{root}"
         self.round_trips = 0
 
-    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
+    def run(self, script: str, args: list[str], stdin: bytes = b"",
+            on_line: Callable[[str], None] | None = None) -> Result:
         self.round_trips += 1
         self.root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MAILSTATE_ROOT": str(self.root), "MAILSTATE_NO_COMMANDS": "1"}
+        command = ["sh", "-c", script, "mailstate", *args]
         try:
-            done = subprocess.run(["sh", "-c", script, "mailstate", *args], input=stdin,
-                                  capture_output=True, env=env, timeout=600, check=False)
+            if on_line is None:
+                done = subprocess.run(command, input=stdin, capture_output=True, env=env,
+                                      timeout=600, check=False)
+                return Result(done.returncode, done.stdout, done.stderr)
+            return self._streamed(command, env, stdin, on_line)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TransportError(f"{self.name}: {exc}") from None
-        return Result(done.returncode, done.stdout, done.stderr)
+
+    @staticmethod
+    def _streamed(command: list[str], env: dict[str, str], stdin: bytes,
+                  on_line: Callable[[str], None]) -> Result:
+        """Standard output line by line as it comes (stderr to a file: no pipe to fill)."""
+        with tempfile.TemporaryFile() as err, subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                env=env) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+            out = bytearray()
+            for line in proc.stdout:
+                out += line
+                on_line(line.rstrip(b"\n").decode("utf-8", "replace"))
+            code = proc.wait(timeout=600)
+            err.seek(0)
+            return Result(code, bytes(out), err.read())
 
     def close(self) -> None:
         pass

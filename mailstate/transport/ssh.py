@@ -1,67 +1,192 @@
-"""``ssh://USER@HOST[:PORT]``: a real server over SSH (paramiko), host keys checked strictly.
+"""``ssh://[USER@]HOST[:PORT]``: a real server over SSH (paramiko), host keys checked strictly.
 
-The host key must already be in the known_hosts file (the config's ``known_hosts``,
-``--known-hosts``, or ``~/.ssh/known_hosts``): an unknown or changed key stops the run. Nothing
-is ever added automatically. Each ``run`` is one ``exec`` on one connection.
+The host key must already be in the known_hosts file (``--known-hosts``, the config's
+``known_hosts``, the SSH config's ``UserKnownHostsFile``, or ``~/.ssh/known_hosts``): an
+unknown or changed key stops the run. Nothing is ever added automatically. Each ``run`` is one
+``exec`` on one connection.
+
+HOST may be an alias of the operator's OpenSSH client config (``~/.ssh/config``, or the file
+named by ``ssh_config:`` in ``mailstate.yaml``): ``HostName``, ``User``, ``Port``,
+``IdentityFile``, ``ProxyJump`` and ``ServerAliveInterval`` are honoured, as ``ssh`` would.
+Keepalives (every 15 s unless the config says otherwise) keep a long apply over a quiet link
+from being dropped. Every failure is a ``TransportError`` whose message names the server and
+says what to check, never a bare ``[Errno None]``.
 """
 
 from __future__ import annotations
 
 import re
 import select
+import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
-from .base import Result, TransportError, sh_command
+from .base import LineFeed, Result, TransportError, sh_command
 
 _TARGET = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?"
                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?/?")
+_HOP = re.compile(r"(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
+                  r"(?::(?P<port>\d{1,5}))?")
+KEEPALIVE = 15  # seconds, unless the SSH config sets ServerAliveInterval
 
 
 def parse_target(target: str) -> tuple[str, str, int]:
+    """(user, host, port) with the defaults root and 22 (the SSH config is not consulted)."""
     m = _TARGET.fullmatch(target)
     if not m:
         raise TransportError(f"{target!r} is not an SSH target; write ssh://root@host[:port]")
     return m["user"] or "root", m["host"].strip("[]"), int(m["port"] or 22)
 
 
+def load_config(path: str | None) -> paramiko.SSHConfig:
+    """The named OpenSSH client config, else ~/.ssh/config if there is one, else nothing."""
+    chosen = Path(path).expanduser() if path else Path.home() / ".ssh" / "config"
+    if not path and not chosen.is_file():
+        return paramiko.SSHConfig()
+    try:
+        return paramiko.SSHConfig.from_path(str(chosen))
+    except (OSError, paramiko.ConfigParseError) as exc:
+        raise TransportError(f"cannot read the SSH config {chosen}: {exc}") from None
+
+
+class _Hop:
+    """One host to connect to, as the SSH config resolves it."""
+
+    def __init__(self, user: str | None, host: str, port: int | None,
+                 config: paramiko.SSHConfig) -> None:
+        self.alias = host
+        found: dict[str, Any] = dict(config.lookup(host))
+        self.host = str(found.get("hostname", host))
+        self.user = user or str(found.get("user", "root"))
+        self.port = port or int(found.get("port", 22))
+        self.identities = [str(Path(p).expanduser()) for p in found.get("identityfile", [])]
+        self.keepalive = int(found.get("serveraliveinterval", KEEPALIVE))
+        self.known_hosts = found.get("userknownhostsfile")
+        jump = str(found.get("proxyjump", "none"))
+        self.jumps = [] if jump.lower() == "none" else [j.strip() for j in jump.split(",")]
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+def _hop(text: str, config: paramiko.SSHConfig) -> _Hop:
+    m = _HOP.fullmatch(text.removeprefix("ssh://"))
+    if not m:
+        raise TransportError(f"ProxyJump {text!r} is not [user@]host[:port]")
+    return _Hop(m["user"], m["host"].strip("[]"), int(m["port"]) if m["port"] else None, config)
+
+
 class SSHTransport:
     def __init__(self, target: str, known_hosts: str | None = None,
-                 identity: str | None = None, timeout: float = 20.0) -> None:
-        self.user, self.host, self.port = parse_target(target)
+                 identity: str | None = None, timeout: float = 20.0,
+                 ssh_config: str | None = None) -> None:
+        m = _TARGET.fullmatch(target)
+        if not m:
+            raise TransportError(f"{target!r} is not an SSH target; write "
+                                 "ssh://root@host[:port]")
         self.name = target
+        self.label = target
         self.round_trips = 0
-        known = Path(known_hosts or Path.home() / ".ssh" / "known_hosts").expanduser()
-        self.client = paramiko.SSHClient()
-        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.timeout = timeout
+        config = load_config(ssh_config)
+        self.hop = _Hop(m["user"], m["host"].strip("[]"), int(m["port"]) if m["port"] else None,
+                        config)
+        self.user, self.host, self.port = self.hop.user, self.hop.host, self.hop.port
+        chosen = known_hosts or self.hop.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        self.known = Path(str(chosen).split()[0]).expanduser()
+        self.clients: list[paramiko.SSHClient] = []
+        sock = None
         try:
-            self.client.load_host_keys(str(known))
+            for text in self.hop.jumps:
+                jump = _hop(text, config)
+                client = self._connect(jump, sock, None, f"jump host {jump.alias} ")
+                sock = self._channel(client, jump, self.hop)
+            self.client = self._connect(self.hop, sock, identity, "")
+        except BaseException:
+            self.close()
+            raise
+
+    def _channel(self, client: paramiko.SSHClient, jump: _Hop, to: _Hop) -> paramiko.Channel:
+        transport = client.get_transport()
+        assert transport is not None
+        try:
+            return transport.open_channel("direct-tcpip", (to.host, to.port), ("", 0),
+                                          timeout=self.timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise TransportError(f"{self.label}: jump host {jump.alias} cannot reach "
+                                 f"{to.host}:{to.port}: {exc}") from None
+
+    def _connect(self, hop: _Hop, sock: Any, identity: str | None,
+                 what: str) -> paramiko.SSHClient:
+        """One authenticated connection with host keys checked; errors say what to check."""
+        label, known = self.label, self.known
+        client = paramiko.SSHClient()
+        self.clients.append(client)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.load_host_keys(str(known))
         except (OSError, paramiko.SSHException) as exc:
-            raise TransportError(f"{target}: cannot read known_hosts {known}: {exc}") from None
+            raise TransportError(f"{label}: cannot read known_hosts {known}: {exc}") from None
+        keys = [str(Path(identity).expanduser())] if identity else hop.identities
+        missing = [k for k in keys if not Path(k).is_file()]
+        if identity and missing:
+            raise TransportError(f"{label}: the identity file {missing[0]} does not exist "
+                                 "(`identity:` in mailstate.yaml or --identity)")
+        keys = [k for k in keys if k not in missing]  # ssh skips a missing IdentityFile too
         try:
-            self.client.connect(self.host, port=self.port, username=self.user,
-                                key_filename=str(Path(identity).expanduser()) if identity else None,
-                                allow_agent=identity is None, look_for_keys=identity is None,
-                                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+            client.connect(hop.host, port=hop.port, username=hop.user, sock=sock,
+                           key_filename=keys or None, allow_agent=identity is None,
+                           look_for_keys=not keys, timeout=self.timeout,
+                           banner_timeout=self.timeout, auth_timeout=self.timeout)
         except paramiko.BadHostKeyException:
-            raise TransportError(f"{target}: the host key CHANGED (known_hosts {known}); "
-                                 "refusing to connect. Check the server, then fix known_hosts "
-                                 "by hand") from None
+            raise TransportError(f"{label}: {what}{hop.host}: the host key CHANGED "
+                                 f"(known_hosts {known}); refusing to connect. Check the "
+                                 "server, then fix known_hosts by hand") from None
+        except paramiko.AuthenticationException as exc:
+            used = ", ".join(keys) if keys else "the SSH agent and ~/.ssh/id_*"
+            raise TransportError(f"{label}: {what}{hop.where} refused the login ({exc}); "
+                                 f"keys tried: {used}. Check `identity:` and that the key "
+                                 "is in the server's authorized_keys") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            reasons = sorted({e.strerror or str(e) for e in exc.errors.values()})
+            raise TransportError(f"{label}: cannot connect to {what}{hop.host} port "
+                                 f"{hop.port}: {'; '.join(reasons) or 'refused'} (is sshd "
+                                 "running there, and the port right?)") from None
+        except socket.gaierror as exc:
+            raise TransportError(f"{label}: cannot resolve the host name {what}{hop.host}: "
+                                 f"{exc.strerror}; check the target or the SSH config's "
+                                 "HostName") from None
+        except TimeoutError:
+            raise TransportError(f"{label}: no answer from {what}{hop.host} port {hop.port} "
+                                 f"within {self.timeout:g} s (a firewall, or the wrong "
+                                 "address?)") from None
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
-                raise TransportError(f"{target}: the host key is unknown (not in {known}); "
-                                     "add it after checking its fingerprint, e.g. with "
-                                     "ssh-keyscan, then run again") from None
-            raise TransportError(f"{target}: SSH failed: {exc}") from None
-        except (TimeoutError, OSError) as exc:
-            raise TransportError(f"{target}: cannot connect: {exc}") from None
+                raise TransportError(f"{label}: {what}{hop.host}: the host key is unknown "
+                                     f"(not in {known}); add it after checking its "
+                                     "fingerprint, e.g. with ssh-keyscan, then run "
+                                     "again") from None
+            raise TransportError(f"{label}: SSH to {what}{hop.where} failed: {exc}") from None
+        except (OSError, EOFError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or "the connection was closed"
+            raise TransportError(f"{label}: cannot connect to {what}{hop.host} port "
+                                 f"{hop.port}: {reason}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(hop.keepalive)
+        return client
 
-    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
+    def run(self, script: str, args: list[str], stdin: bytes = b"",
+            on_line: Callable[[str], None] | None = None) -> Result:
         self.round_trips += 1
+        lines = LineFeed(on_line)
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
-            raise TransportError(f"{self.name}: the SSH connection was lost")
+            raise TransportError(f"{self.label}: the SSH connection was lost")
         try:
             chan = transport.open_session()
             chan.exec_command(sh_command(script, args))
@@ -72,16 +197,24 @@ class SSHTransport:
                 select.select([chan], [], [], 1.0)
                 while chan.recv_ready():
                     out += chan.recv(1 << 16)
+                lines.feed(out)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
-                if chan.exit_status_ready() and not chan.recv_ready() \
+                # Until EOF, not until the exit status: sshd may send the status while output
+                # is still on its way (seen under load: a truncated answer).
+                if (chan.eof_received or chan.closed) and not chan.recv_ready() \
                         and not chan.recv_stderr_ready():
                     break
+                if not transport.is_active():
+                    raise TransportError(f"{self.label}: the SSH connection was lost while "
+                                         "a script ran; run plan again to see where it "
+                                         "stopped")
             code = chan.recv_exit_status()
             chan.close()
         except (paramiko.SSHException, OSError) as exc:
-            raise TransportError(f"{self.name}: {exc}") from None
+            raise TransportError(f"{self.label}: SSH failed: {exc}") from None
         return Result(code, bytes(out), bytes(err))
 
     def close(self) -> None:
-        self.client.close()
+        for client in reversed(self.clients):
+            client.close()

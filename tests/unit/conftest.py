@@ -2,7 +2,7 @@
 
 The fixture ``server`` gives a ``LocalServer``: where domain files are written, the directory
 used as the server root (``local:DIR``), and helpers to run the CLI in-process, to go through
-the Python API (``prepare`` + ``apply_server``), and to take a picture of what is on disk.
+the library (``mailstate.Manager``), and to take a picture of what is on disk.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mailstate.apply import Applied, apply_server
+from mailstate import Invalid, Manager
+from mailstate.apply import Applied
 from mailstate.cli import main
 from mailstate.desired import Desired
-from mailstate.reconcile import Prepared, prepare
-from mailstate.transport.local import LocalTransport
-from mailstate.validate import run as validate_run
+from mailstate.reconcile import Prepared
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "monsite.be.yaml"
@@ -64,17 +63,28 @@ class LocalServer:
         extra = ["--target", self.target] if target else []
         return CliRunner().invoke(main, [*args, *extra], input=input, catch_exceptions=False)
 
+    def manager(self, *paths: Path) -> Manager:
+        """The library's Manager for these files, every server pointed at the local root."""
+        manager = Manager([str(p) for p in paths])
+        try:
+            servers = manager.desired.servers
+        except Invalid as exc:
+            raise AssertionError([str(i) for i in exc.issues]) from None
+        manager.targets = {name: self.target for name in servers}
+        return manager
+
     def prepare(self, *paths: Path) -> tuple[Desired, list[Prepared]]:
-        """Read, parse, render and compare every server of the files, through the Python API."""
-        desired, issues = validate_run([str(p) for p in paths])
-        assert desired is not None, [str(i) for i in issues]
-        prepared = [prepare(desired, server, LocalTransport(self.root))
-                    for server in sorted(desired.servers)]
-        return desired, prepared
+        """Read, parse, render and compare every server of the files, through the library."""
+        manager = self.manager(*paths)
+        fleet = manager.plan()
+        assert fleet.ok, fleet.errors
+        return manager.desired, [s.prepared for s in fleet.servers if s.prepared]
 
     def apply(self, *paths: Path, force: bool = False) -> list[Applied]:
-        desired, prepared = self.prepare(*paths)
-        return [apply_server(p, desired.servers[p.plan.server], force=force) for p in prepared]
+        manager = self.manager(*paths)
+        with manager.apply(force=force) as fleet:
+            assert fleet.ok, fleet.errors
+            return [s.applied for s in fleet.servers if s.applied]
 
     # ------------------------------------------------------------ what is on disk
 

@@ -308,7 +308,7 @@ def test_drift_is_shown_and_apply_refuses_without_force(server: LocalServer) -> 
     assert "- alias sales@monsite.be" in out and "quota: 3G -> 2G" in out
     md = ok(server.cli("plan", str(path), "--format", "markdown"))
     assert f"drift: `/{ALIASES}` was edited by hand since the last apply\n\n| |" in md
-    assert json.loads(ok(server.cli("plan", str(path), "--format", "json")))[
+    assert json.loads(server.cli("plan", str(path), "--format", "json").stdout)[
         "servers"][0]["drift"] == ["/" + ALIASES]
 
     before = server.tree()
@@ -515,9 +515,10 @@ def test_the_cli_makes_one_round_trip_to_plan_and_three_to_apply(
     calls: list[str] = []
     real_run = LocalTransport.run
 
-    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b"",
+            **kw):  # type: ignore[no-untyped-def]
         calls.append(script.splitlines()[0])
-        return real_run(self, script, args, stdin)
+        return real_run(self, script, args, stdin, **kw)
 
     monkeypatch.setattr(LocalTransport, "run", counting)
     ok(server.cli("plan", str(repo), target=False), 0)
@@ -602,9 +603,10 @@ def test_several_servers_one_round_trip_each_to_plan(
     roots: list[str] = []
     real_run = LocalTransport.run
 
-    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def counting(self: LocalTransport, script: str, args: list[str], stdin: bytes = b"",
+            **kw):  # type: ignore[no-untyped-def]
         roots.append(self.root.name)
-        return real_run(self, script, args, stdin)
+        return real_run(self, script, args, stdin, **kw)
 
     monkeypatch.setattr(LocalTransport, "run", counting)
     md = ok(server.cli("plan", str(repo), "--format", "markdown", "--detailed-exitcode",
@@ -627,7 +629,12 @@ def test_several_servers_one_round_trip_each_to_plan(
     assert "Server mx1" in out and "mx2: generation" in out and "mx1: generation" not in out
     ok(server.cli("plan", str(repo), "--detailed-exitcode", target=False), 0)
     out = ok(server.cli("plan", str(repo), "--target", server.target, target=False), 1)
-    assert "--target names one server" in out
+    assert "a --target without NAME= is for one server, but this run has 2: mx1, mx2" in out
+    # NAME=TARGET points each server elsewhere; --server narrows the run
+    other = server.root / "elsewhere"
+    out = ok(server.cli("plan", str(repo), "--target", f"mx1=local:{other}", "--server", "mx1",
+                        "--detailed-exitcode", target=False), 2)
+    assert f"Server mx1 (local:{other})" in out and "Server mx2" not in out
 
 
 def test_a_plan_that_cannot_be_saved_is_an_error(server: LocalServer, tmp_path: Path) -> None:

@@ -67,10 +67,10 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
 
     outputs: dict[str, str] = {}
     for name, fmt in VIEWS.items():
-        result = server.cli("plan", str(path), "--format", fmt)
+        result = server.cli("plan", str(path), "--format", fmt, "-q")
         assert result.exit_code == 0, result.output
         outputs[name] = normalise(result.stdout, server)
-        assert result.stderr == ""
+        assert result.stderr == ""  # -q: no progress, and nothing else to say
     expect(case / "plan.txt", outputs["plan.txt"])
     expect(case / "summary.json", json.dumps(summary(outputs["plan.json"]), indent=2) + "\n")
     for name in ("plan.md", "plan.json"):
@@ -88,6 +88,9 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
     # and the loop closes: after apply the same files plan to nothing
     if plan.has_changes:
         result = server.cli("apply", str(path), "--auto-approve")
+        if any("refuses this without --force" in w for s in plan.servers for w in s.warnings):
+            assert result.exit_code == 1 and "apply with --force" in result.output, result.output
+            result = server.cli("apply", str(path), "--auto-approve", "--force")
         assert result.exit_code == 0, result.output
     result = server.cli("plan", str(path), "--detailed-exitcode")
     assert result.exit_code == 0, result.output

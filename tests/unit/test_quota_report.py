@@ -27,5 +27,5 @@ def test_plan_warns_when_a_mailbox_already_holds_more_than_its_new_quota(
     server.domain(path.read_text().replace("quota: 3G", "quota: 2M"))
     text = server.cli("plan", str(path)).output
     assert "mailbox monsite0001@monsite.be holds 3.0M, more than its quota 2M" in text
-    data = json.loads(server.cli("plan", str(path), "--format", "json").output)
+    data = json.loads(server.cli("plan", str(path), "--format", "json").stdout)
     assert any("more than its quota" in w for w in data["servers"][0]["warnings"])

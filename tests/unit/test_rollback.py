@@ -22,7 +22,7 @@ def test_rollback_restores_the_previous_files_and_plan_shows_the_difference(
 
     listed = server.cli("rollback", str(path), "--list")
     assert listed.exit_code == 0
-    assert len(listed.output.split(":", 1)[1].split(",")) == 2  # two generations kept
+    assert len(listed.stdout.split(":", 1)[1].split(",")) == 2  # two generations kept
 
     result = server.cli("rollback", str(path), "--auto-approve")
     assert result.exit_code == 0, result.output
@@ -37,7 +37,7 @@ def test_rollback_restores_the_previous_files_and_plan_shows_the_difference(
 def test_rollback_of_the_first_apply_removes_what_mailstate_created(server: LocalServer) -> None:
     path = server.example()
     server.apply(path)
-    first = server.cli("rollback", str(path), "--list").output.split(": ", 1)[1].strip()
+    first = server.cli("rollback", str(path), "--list").stdout.split(": ", 1)[1].strip()
     result = server.cli("rollback", str(path), "--generation", first, "--auto-approve")
     assert result.exit_code == 0, result.output
     assert not (server.root / PASSWD).exists()

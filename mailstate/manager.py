@@ -1,0 +1,394 @@
+"""The library's face: a repository's servers validated, planned, applied and rolled back.
+
+Everything a program needs to run mailstate is here; the command line (``cli.py``) only parses
+options, asks for confirmation and prints. A run works on all servers of the repository at
+once, through a bounded pool of threads (one SSH connection per server, kept open from the read
+to the apply so that a plan is applied to exactly what was read). A server that cannot be
+reached or fails is recorded with its error and the others carry on.
+
+    from mailstate import Manager
+
+    with Manager("path/to/repo") as manager:
+        fleet = manager.plan()                 # every server, in parallel
+        print(fleet.plan.to_text())
+        fleet = manager.apply(fleet)           # raises nothing: errors are per server
+        assert fleet.ok
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apply import Applied, ApplyRefused, apply_server, rollback_server
+from .desired import Desired, server_state
+from .load import Issue
+from .plan import Plan
+from .reconcile import Prepared, open_transport, prepare, target_of
+from .safety import annotate_moves, check_safe, unsafe
+from .transport.base import TransportError
+
+DEFAULT_PARALLEL = 8
+# What a server's failure can look like (the SSH transport turns paramiko's into
+# TransportError); anything else is a bug and is not hidden.
+FAILURES = (TransportError, ApplyRefused, ValueError, OSError, EOFError)
+
+Progress = Callable[[str, str, str], None]  # (server, step, detail)
+
+
+class Invalid(Exception):
+    """The repository's files are not valid; ``issues`` says where and why (nothing ran)."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        errors = sum(i.severity == "error" for i in issues)
+        self.summary = f"{errors} error{'s' if errors != 1 else ''}; nothing was changed."
+        super().__init__("\n".join([*(str(i) for i in issues if i.severity == "error"),
+                                     self.summary]))
+
+
+class UsageError(ValueError):
+    """A server or target named by the caller does not fit the repository."""
+
+
+@dataclass
+class ServerRun:
+    """One server in a run: what was read and planned, and what happened to it."""
+
+    name: str
+    prepared: Prepared | None = None
+    error: str | None = None  # could not be read, planned, applied or rolled back
+    applied: Applied | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Fleet:
+    """The servers of one run, in name order. Close it (or use ``with``) to end connections."""
+
+    servers: list[ServerRun] = field(default_factory=list)
+
+    @property
+    def plan(self) -> Plan:
+        """The change plan of every server that could be read."""
+        return Plan([s.prepared.plan for s in self.servers if s.prepared is not None])
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.servers)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {s.name: s.error for s in self.servers if s.error is not None}
+
+    def exit_code(self, detailed: bool = False) -> int:
+        """Terraform's: 1 on any error; else, if `detailed`, 2 when there are changes; else 0."""
+        if not self.ok:
+            return 1
+        return 2 if detailed and self.plan.has_changes else 0
+
+    def close(self) -> None:
+        for server in self.servers:
+            if server.prepared is not None:
+                server.prepared.transport.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _quiet(server: str, step: str, detail: str) -> None:
+    pass
+
+
+class Manager:
+    """A repository (a directory, domain files, or the ``mailstate.yaml`` found upwards).
+
+    ``targets`` points servers elsewhere than their ``target:`` (``{"gregorius":
+    "local:/tmp/g"}``; the key ``""`` means "the only server of the run"). ``progress`` is
+    called from worker threads with (server, step, detail) as each server moves on: steps are
+    connecting, reading, planned, uploading, activating, checking, swapping, reloading (or
+    restoring, for a rollback), done, failed; and "output", once per line a server's script
+    printed.
+    """
+
+    def __init__(self, paths: str | Path | Sequence[str | Path] = (), *,
+                 targets: Mapping[str, str] | None = None, known_hosts: str | None = None,
+                 identity: str | None = None, parallel: int = DEFAULT_PARALLEL,
+                 progress: Progress | None = None) -> None:
+        self.paths = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
+        self.targets = dict(targets or {})
+        self.known_hosts = known_hosts
+        self.identity = identity
+        self.parallel = max(1, parallel)
+        self.progress: Progress = progress or _quiet
+        self.issues: list[Issue] = []
+        self._desired: Desired | None = None
+        self._empty: list[str] = []  # configured servers without domain files
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    # ------------------------------------------------------------ the repository
+
+    def validate(self) -> Desired:
+        """Load and check every file; raises ``Invalid``. Warnings are left in ``issues``."""
+        if self._desired is None:
+            from .validate import run
+
+            desired, self.issues = run(self.paths)
+            if desired is None:
+                raise Invalid(self.issues)
+            # A configured server whose last domain file was deleted is still planned (to no
+            # domains), so that its domains are not left active without a word.
+            self._empty = sorted(set(desired.repo.config.servers) - set(desired.servers))
+            for name in self._empty:
+                desired.servers[name] = server_state(desired.server_config(name), {})
+            self._desired = desired
+        return self._desired
+
+    @property
+    def desired(self) -> Desired:
+        return self.validate()
+
+    def server_names(self, only: Iterable[str] | None = None) -> list[str]:
+        """The servers a run works on: those of the selected domain files, narrowed to `only`."""
+        desired = self.desired
+        selected = desired.repo.selected
+        used = {i.server for i in desired.inputs if i.spec.domain in selected}
+        if selected == {spec.domain for _, spec in desired.repo.domains}:  # the whole repository
+            used |= set(self._empty)
+        servers = sorted(used)
+        if only:
+            wanted = list(dict.fromkeys(only))
+            unknown = [n for n in wanted if n not in desired.servers]
+            if unknown:
+                known = ", ".join(sorted(desired.servers)) or "none"
+                raise UsageError(f"no server {', '.join(map(repr, unknown))} in this "
+                                 f"repository (known: {known})")
+            servers = [n for n in servers if n in wanted] or sorted(wanted)
+        for name in self.targets:
+            if name and name not in servers:
+                raise UsageError(f"--target names server {name!r}, which is not in this run "
+                                 f"({', '.join(servers) or 'no servers'})")
+        if "" in self.targets and len(servers) > 1:
+            raise UsageError(f"a --target without NAME= is for one server, but this run has "
+                             f"{len(servers)}: {', '.join(servers)}; write --target NAME=TARGET")
+        return servers
+
+    def target(self, server: str) -> str:
+        override = self.targets.get(server) or self.targets.get("")
+        return target_of(self.desired, server, override)
+
+    # ------------------------------------------------------------ running servers
+
+    def _each(self, runs: list[ServerRun], work: Callable[[ServerRun], None]) -> None:
+        """`work` on every run through the pool; a server's failure is kept on its run."""
+
+        def one(run: ServerRun) -> None:
+            start = time.monotonic()
+            try:
+                work(run)
+            except FAILURES as exc:
+                run.error = _message(run.name, exc)
+                self.progress(run.name, "failed", run.error)
+            finally:
+                run.seconds += time.monotonic() - start
+
+        if self.parallel == 1 or len(runs) <= 1:
+            for run in runs:
+                one(run)
+            return
+        pool = ThreadPoolExecutor(max_workers=min(self.parallel, len(runs)),
+                                  thread_name_prefix="mailstate")
+        try:
+            for future in [pool.submit(one, run) for run in runs]:
+                future.result()
+        finally:
+            # On Ctrl-C: servers already at work finish (an activation is not cut in half),
+            # servers not yet started are not started.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, run: ServerRun) -> None:
+        desired = self.desired
+        config = desired.server_config(run.name)
+        target = self.target(run.name)
+        self.progress(run.name, "connecting", target)
+        transport = open_transport(target, config, desired.repo.root, self.known_hosts,
+                                   self.identity, ssh_config=desired.repo.config.ssh_config)
+        try:
+            self.progress(run.name, "reading", "")
+            run.prepared = prepare(desired, run.name, transport)
+        except BaseException:
+            transport.close()
+            raise
+
+    def plan(self, servers: Iterable[str] | None = None) -> Fleet:
+        """Read and plan the servers (all of the run, or `servers`), in parallel."""
+        fleet = Fleet([ServerRun(name) for name in self.server_names(servers)])
+
+        def work(run: ServerRun) -> None:
+            self._prepare(run)
+            assert run.prepared is not None
+            plan = run.prepared.plan
+            self.progress(run.name, "planned", _counts(plan))
+
+        self._each(fleet.servers, work)
+        annotate_moves(fleet.plan)
+        for run in fleet.servers:
+            if run.prepared is not None:
+                reason = unsafe(run.prepared.plan, run.prepared.config.max_safe_delete)
+                if reason:
+                    run.prepared.plan.warnings.append(f"apply refuses this without --force: "
+                                                      f"{reason}")
+        return fleet
+
+    def apply(self, fleet: Fleet | None = None, *, force: bool = False,
+              saved: Plan | None = None) -> Fleet:
+        """Apply a planned fleet (planned now if not given); errors are kept per server.
+
+        A server is refused (and the others go on) when its saved plan is stale, its managed
+        files were edited by hand, or the plan removes more than its safe share, unless
+        `force`. The connections stay open: close the fleet when done.
+        """
+        fleet = fleet or self.plan()
+        saved_by = {s.server: s for s in saved.servers} if saved is not None else None
+
+        def work(run: ServerRun) -> None:
+            prep = run.prepared
+            if prep is None:
+                return
+            if saved_by is not None:
+                check_saved(saved_by.get(run.name), prep)
+            if not prep.plan.has_changes:
+                run.applied = apply_server(prep, self.desired.servers[run.name])
+                self._output(run)
+                self.progress(run.name, "done", "no changes")
+                return
+            if not force:
+                check_safe(prep.plan, prep.config.max_safe_delete)
+            run.applied = apply_server(prep, self.desired.servers[run.name], force=force,
+                                       step=self._step(run.name))
+            self._output(run)
+            self.progress(run.name, "done", _counts(prep.plan))
+
+        self._each([s for s in fleet.servers if s.ok], work)
+        return fleet
+
+    def _step(self, server: str) -> Callable[[str], None]:
+        return lambda step: self.progress(server, step, "")
+
+    def _output(self, run: ServerRun) -> None:
+        for line in run.applied.output if run.applied else []:
+            self.progress(run.name, "output", line)
+
+    def rollback(self, fleet: Fleet, generation: str | None = None) -> Fleet:
+        """Put back the files a generation kept (default: the newest) on each read server."""
+
+        def work(run: ServerRun) -> None:
+            if run.prepared is None:
+                return
+            run.applied = rollback_server(run.prepared, generation, step=self._step(run.name))
+            self._output(run)
+            self.progress(run.name, "done", "rolled back")
+
+        self._each([s for s in fleet.servers if s.ok], work)
+        return fleet
+
+
+def check_saved(old, prep: Prepared) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a saved plan that no longer describes this server or its domain files."""
+    server = prep.plan
+    if old is None:
+        raise ApplyRefused(f"the saved plan does not cover server {server.server!r}")
+    if old.live_fingerprint != server.live_fingerprint:
+        raise ApplyRefused(f"the saved plan is stale: server {server.server!r} changed "
+                           "since it was made; run plan again")
+    if old.desired_fingerprint != server.desired_fingerprint:
+        raise ApplyRefused(f"the saved plan is stale: the domain files for "
+                           f"{server.server!r} changed since it was made; run plan again")
+
+
+def _counts(plan) -> str:  # type: ignore[no-untyped-def]
+    if not plan.has_changes:
+        return "no changes"
+    counts = {"add": 0, "change": 0, "remove": 0}
+    for change in plan.changes:
+        counts[change.action] += 1
+    text = f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove"
+    return text if plan.changes else "only file layout differs"
+
+
+def _message(server: str, exc: BaseException) -> str:
+    """The error as one line or paragraph that starts with the server's name."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, (OSError, EOFError)):
+        text = f"{type(exc).__name__}: {text}"
+    return text if text.startswith(f"{server}:") else f"{server}: {text}"
+
+
+@dataclass
+class Imported:
+    """What `import_server` wrote: file -> account, and the parser's warnings."""
+
+    written: dict[Path, str]
+    warnings: list[str]
+    target: str
+    in_repository: bool  # a mailstate.yaml was found: accounts and plans belong there
+
+
+def import_server(out: str | Path, *, target: str | None = None, server: str = "imported",
+                  account: str | None = None, known_hosts: str | None = None,
+                  identity: str | None = None, start: str | Path | None = None) -> Imported:
+    """Write one domain file per domain a live server holds (its mailstate-managed files).
+
+    The repository is the ``mailstate.yaml`` found from `start` (default: the current
+    directory) upwards, if any: the server's settings and default target come from it.
+    Raises ``UsageError``, ``Invalid`` or ``TransportError``; nothing is written then.
+    """
+    from .importer import import_state
+    from .layout import Facts
+    from .parse import parse
+    from .repo import find_config
+    from .schema import Server
+    from .transport.base import read_snapshot
+    from .values import check_login
+
+    try:
+        check_login(server)
+        if account:
+            check_login(account)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    config, root, ssh_config = Server(), Path.cwd(), None
+    found = find_config(Path(start) if start else Path.cwd())
+    if found is not None:
+        desired = Manager(str(found)).validate()
+        config, root = desired.server_config(server), desired.repo.root
+        ssh_config = desired.repo.config.ssh_config
+    target = target or config.target
+    if not target:
+        raise UsageError("give --target (or a server with a target in mailstate.yaml)")
+    transport = open_transport(target, config, root, known_hosts, identity,
+                               ssh_config=ssh_config)
+    try:
+        snapshot = read_snapshot(transport, config.layout, Facts())
+    finally:
+        transport.close()
+    records = {f"{config.layout.state_dir}/manifest.json", f"{config.layout.state_dir}/state.json"}
+    parsed = parse({p: c for p, c in snapshot.files.items() if p not in records},
+                   config.layout, snapshot.facts)
+    written = import_state(parsed.state, server, Path(out), account, with_plan=found is None)
+    return Imported(written, list(parsed.warnings), target, found is not None)
