@@ -52,6 +52,7 @@ def assert_refused(host: TestHost, address: str) -> None:
 def test_example_domain_file(site: Site, host: TestHost) -> None:
     """examples/monsite.be.yaml, unchanged: its hashes are of the passwords it documents."""
     site.accounts["monsite"] = "recommended"
+    site.owned["monsite"] = {"monsite.be", "monsite.com"}
     shutil.copy(EXAMPLE, site.domain_path("monsite.be"))
     site.apply()
     subject = f"example {token()}"
