@@ -1,0 +1,84 @@
+"""Every repository under tests/cases/hostile/ run through `mailstate validate`, as a table.
+
+Each case is a small repository of two or three customers in which one file (or one change)
+tries to reach beyond its account. Expectations are `# expect:` header comments, as for the
+invalid cases (tests/cases/README.md). A case with a `change.txt` is a pull request: the
+driver commits everything but the `changed:` files as the base (a `FILE.base` beside a changed
+file is its content at the base), then runs `validate --base BASE` (plus `args:`), with the
+changed files as arguments when the case checks `--changed-by`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailstate.cli import main
+
+from .test_invalid_cases import CASES, expectations, snapshot
+
+HOSTILE = sorted(p for p in (CASES / "hostile").iterdir() if p.is_dir())
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c",
+                           "user.email=t@example.net", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _pull_request(repo: Path) -> list[str]:
+    """Turn the copy into a git repository whose last commit is the base; return the CLI
+    arguments that validate the change."""
+    spec = dict(line.split(": ", 1) for line in (repo / "change.txt").read_text().splitlines())
+    (repo / "change.txt").unlink()
+    changed = spec["changed"].split()
+    kept = {}
+    for rel in changed:
+        path = repo / rel
+        kept[rel] = path.read_bytes()
+        base = path.with_name(path.name + ".base")
+        if base.exists():
+            base.rename(path)
+        else:
+            path.unlink()
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    sha = _git(repo, "rev-parse", "HEAD").strip()
+    for rel, data in kept.items():
+        (repo / rel).write_bytes(data)
+    args = spec.get("args", "").split()
+    targets = [str(repo / rel) for rel in changed] if "--changed-by" in args else [str(repo)]
+    return ["validate", "--base", sha, *args, *targets]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=lambda p: p.name)
+def test_hostile_case(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expects = expectations(case)
+    assert expects, f"{case.name} states no `# expect:` line"
+    repo = tmp_path / "in" / case.name
+    shutil.copytree(case, repo)
+    args = _pull_request(repo) if (repo / "change.txt").exists() else ["validate", str(repo)]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = snapshot(repo)
+    result = CliRunner().invoke(main, args)
+    assert snapshot(repo) == before, "validate wrote or changed a file"
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    lines = result.output.splitlines()
+    for expect in expects:
+        assert any(expect.matches(line) for line in lines), f"missing {expect}\n{result.output}"
+    for line in lines:
+        if ": error: " in line:
+            assert any(e.matches(line) for e in expects), f"unexpected: {line}"
+    assert result.exit_code == 1, result.output
+
+
+def test_every_attack_has_a_case() -> None:
+    assert len(HOSTILE) >= 20
