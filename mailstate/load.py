@@ -26,6 +26,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+MAX_REPORTED = 100  # schema errors shown per file; the rest are counted
 
 
 def _parser(pure: bool) -> YAML:
@@ -81,6 +82,19 @@ class Document:
     path: str
     data: Any
     root: Node | None = field(repr=False, default=None)
+    # mapping node -> its keys, built on first use: a file with many errors (60,000 unknown
+    # keys) must not cost a scan of its mapping per error
+    _index: dict[int, dict[str, tuple[Node, Node]]] = field(repr=False, default_factory=dict,
+                                                           compare=False)
+
+    def _keys(self, node: MappingNode) -> dict[str, tuple[Node, Node]]:
+        keys = self._index.get(id(node))
+        if keys is None:
+            keys = {}
+            for k, v in node.value:
+                keys.setdefault(str(k.value), (k, v))
+            self._index[id(node)] = keys
+        return keys
 
     def where(self, loc: Loc) -> tuple[int | None, int | None]:
         """1-based line and column of the value at `loc` (or of the deepest part found)."""
@@ -93,7 +107,7 @@ class Document:
                 mark = key_mark
                 break
             if isinstance(node, MappingNode):
-                match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+                match = self._keys(node).get(str(part))
                 if match is None:
                     mark = key_mark  # a missing key: point at its parent's key
                     break
@@ -350,7 +364,13 @@ def validate(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Issue]]:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
+        errors = exc.errors()
+        if len(errors) > MAX_REPORTED:
+            line, column = doc.where(tuple(errors[MAX_REPORTED]["loc"]))
+            issues.append(Issue(doc.path, line, column, f"{len(errors) - MAX_REPORTED} more "
+                                "errors in this file, from here on, are not shown; fix the "
+                                "ones shown first"))
+        for error in errors[:MAX_REPORTED]:
             loc = tuple(error["loc"])
             if error["type"] == "extra_forbidden":
                 line, column = doc.where((*loc[:-1], loc[-1], "[key]"))
