@@ -98,3 +98,14 @@ def _check_cost(scheme: str, parsed: object) -> None:
 def verify_password(password: str, value: str) -> bool:
     scheme, _, digest = value[1:].partition("}")
     return bool(SCHEMES[scheme].verify(password, digest))
+
+
+# A hash wherever it sits: '{SCHEME}…' or a bare crypt string ($2y$, $6$, $argon2id$ …), up to
+# the next ':' or space. Used on every line a view or log shows from a server's files.
+_HASH_TEXT = re.compile(r"\{[A-Za-z0-9._-]+\}[^\s:]+|\$(?:2[abxy]?|[1567]|y|gy|argon2(?:id|i|d)"
+                        r"|md5|sha1|sha256|sha512)\$[^\s:]+")
+
+
+def mask_hashes(text: str) -> str:
+    """`text` with every password hash replaced by '<hash>'."""
+    return _HASH_TEXT.sub("<hash>", text)

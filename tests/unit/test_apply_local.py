@@ -228,7 +228,7 @@ def test_password_change_shows_no_hash_anywhere(server: LocalServer, tmp_path: P
                        "y8AONqAfifKKZVjyxj9nHQu2IzUJDKM9StmxylEpdic"):
             assert secret not in out, secret
     assert "password: (hash) -> (new hash)" in outputs[0]
-    assert "password: (hash) → (new hash)" in outputs[1]
+    assert "password: `(hash)` → `(new hash)`" in outputs[1]
     assert f"monsite:{{ARGON2ID}}$argon2id$v=19$m=65536,t=3,p=1${INFO_HASH}:" in \
         server.read(PASSWD)
 
