@@ -88,7 +88,7 @@ def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None) -
 
     Exit 0 when valid (warnings allowed), 1 when not.
     """
-    desired, issues = _load_or_exit(paths, base=base, changed_by=changed_by)
+    desired, issues = _load_or_exit(paths, base=base, changed_by=changed_by, renders=True)
     domains = sum(len(s.domains) for s in desired.servers.values())
     boxes = sum(len(s.mailboxes()) for s in desired.servers.values())
     warnings = len(issues)

@@ -14,8 +14,8 @@ from .load import Issue, Problems
 from .repo import find_config, load_repository
 
 
-def run(paths: list[str], base: str | None = None,
-        changed_by: str | None = None) -> tuple[Desired | None, list[Issue]]:
+def run(paths: list[str], base: str | None = None, changed_by: str | None = None,
+        renders: bool = False) -> tuple[Desired | None, list[Issue]]:
     """Returns the desired states and all issues (errors and warnings), sorted by position.
 
     `base` is the revision the change under review started from: files new or changed since
@@ -42,6 +42,8 @@ def run(paths: list[str], base: str | None = None,
     desired, found = build(repo)
     issues += found
     issues += policy.check(desired)
+    if renders and not any(i.severity == "error" for i in issues):
+        issues += _render_refusals(desired)
     issues = sorted(set(issues), key=_position)
     if any(i.severity == "error" for i in issues):
         return None, issues
@@ -62,3 +64,19 @@ def _repository_of(files: list[str]) -> list[str]:
         raise Problems([Issue(files[0] if files else ".", None, None, "--changed-by checks a "
                               "repository: no mailstate.yaml here or in a parent directory")])
     return [str(config)]
+
+
+def _render_refusals(desired: Desired) -> list[Issue]:
+    """What render refuses (the last line of defence before a server) as validate errors."""
+    from .layout import Facts
+    from .render import render
+
+    where = desired.repo.config_doc.path if desired.repo.config_doc else "."
+    issues = []
+    for name, state in desired.servers.items():
+        try:
+            render(state, desired.server_config(name).layout, Facts())
+        except ValueError as exc:
+            issues.append(Issue(where, None, None, f"server {name!r}: apply would refuse "
+                                f"these files: {exc}"))
+    return issues

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from mailstate.cli import main
 
+from .samples import MINIMAL
 from .test_invalid_cases import CASES, expectations, snapshot
 
 HOSTILE = sorted(p for p in (CASES / "hostile").iterdir() if p.is_dir())
@@ -82,3 +83,24 @@ def test_hostile_case(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_every_attack_has_a_case() -> None:
     assert len(HOSTILE) >= 20
+
+
+def test_validate_refuses_what_render_refuses(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever slips past the schema and the rules, render's own refusal (the last check
+    before a server) makes `validate` fail too, not only `apply`."""
+    import mailstate.render
+
+    path = tmp_path / "monsite.be.yaml"
+    path.write_text(MINIMAL)
+    ok = CliRunner().invoke(main, ["validate", str(path)])
+    assert ok.exit_code == 0, ok.output
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot be a passwd-file password hash (value not shown)")
+
+    monkeypatch.setattr(mailstate.render, "render", refuse)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "apply would refuse these files: cannot be a passwd-file password hash" in \
+        result.output
