@@ -29,12 +29,15 @@ def _git(root: Path, *args: str) -> str:
 
 
 def changed_since(root: Path, base: str) -> set[Path]:
-    """Files added, edited or deleted since `base` (committed or not), and untracked files."""
+    """Files added, edited or deleted since the change left `base` (committed or not), and
+    untracked files."""
     if base.startswith("-"):
         raise Problems([Issue(str(root), None, None, f"--base {base!r} is not a revision")])
     top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
     _git(top, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
-    names = _git(top, "diff", "--name-only", "--no-renames", "-z", base, "--").split("\0")
+    # from where the change branched off: what the base branch gained since is not the change
+    fork = _git(top, "merge-base", base, "HEAD").strip()
+    names = _git(top, "diff", "--name-only", "--no-renames", "-z", fork, "--").split("\0")
     names += _git(top, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     return {(top / n).resolve() for n in names if n}
 

@@ -26,7 +26,7 @@ def run(paths: list[str], base: str | None = None, changed_by: str | None = None
     changed: set[Path] | None = None
     try:
         if changed_by is not None:
-            changed = {Path(p).resolve() for p in paths}
+            changed = {Path(p).resolve() for p in paths if not Path(p).is_dir()}
             paths = _repository_of(paths)
         repo, issues = load_repository(paths)
         if base is not None:
@@ -55,8 +55,8 @@ def _position(issue: Issue) -> tuple:
 
 
 def _repository_of(files: list[str]) -> list[str]:
-    """The repository (its mailstate.yaml) that the changed files belong to."""
-    start = Path(files[0]).resolve().parent if files else Path.cwd()
+    """The repository (its mailstate.yaml) that the changed files (or a directory) are in."""
+    start = Path(files[0]).resolve() if files else Path.cwd()
     while not start.exists():  # a deleted file's folder may be gone too
         start = start.parent
     config = find_config(start)

@@ -4,8 +4,9 @@ Each case is a small repository of two or three customers in which one file (or 
 tries to reach beyond its account. Expectations are `# expect:` header comments, as for the
 invalid cases (tests/cases/README.md). A case with a `change.txt` is a pull request: the
 driver commits everything but the `changed:` files as the base (a `FILE.base` beside a changed
-file is its content at the base), then runs `validate --base BASE` (plus `args:`), with the
-changed files as arguments when the case checks `--changed-by`.
+file is its content at the base), removes the `deleted:` files, then runs `validate --base
+BASE` (plus `args:`), with the changed files as arguments when the case checks `--changed-by`
+(else the repository: then git alone says what changed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _pull_request(repo: Path) -> list[str]:
     arguments that validate the change."""
     spec = dict(line.split(": ", 1) for line in (repo / "change.txt").read_text().splitlines())
     (repo / "change.txt").unlink()
-    changed = spec["changed"].split()
+    changed = spec.get("changed", "").split()
+    deleted = spec.get("deleted", "").split()
     kept = {}
     for rel in changed:
         path = repo / rel
@@ -52,8 +54,11 @@ def _pull_request(repo: Path) -> list[str]:
     sha = _git(repo, "rev-parse", "HEAD").strip()
     for rel, data in kept.items():
         (repo / rel).write_bytes(data)
+    for rel in deleted:
+        (repo / rel).unlink()
     args = spec.get("args", "").split()
-    targets = [str(repo / rel) for rel in changed] if "--changed-by" in args else [str(repo)]
+    targets = [str(repo / rel) for rel in changed] if "--changed-by" in args else []
+    targets = targets or [str(repo)]
     return ["validate", "--base", sha, *args, *targets]
 
 
@@ -104,3 +109,25 @@ def test_validate_refuses_what_render_refuses(tmp_path: Path,
     assert result.exit_code == 1
     assert "apply would refuse these files: cannot be a passwd-file password hash" in \
         result.output
+
+
+def test_a_change_to_ones_own_files_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check lets a customer's change to its own folder through, new file or edit."""
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "hostile" / "changed_by_edits_the_config", repo)
+    (repo / "change.txt").unlink()
+    config = repo / "mailstate.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])  # without its `# expect:`
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    own = repo / "domains" / "evil" / "evil.be.yaml"
+    own.write_text(own.read_text() + "aliases:\n  info: [evil@evil.be]\n")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["validate", "--base", "HEAD", "--changed-by", "evil"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["validate", "--base", "HEAD", "--changed-by", "victim"])
+    assert result.exit_code == 1
+    assert "this file belongs to account 'evil'" in result.output
+    result = CliRunner().invoke(main, ["validate", "--base", "no-such-rev"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
