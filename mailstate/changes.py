@@ -34,7 +34,12 @@ def changed_since(root: Path, base: str) -> set[Path]:
     if base.startswith("-"):
         raise Problems([Issue(str(root), None, None, f"--base {base!r} is not a revision")])
     top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
-    _git(top, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    try:
+        _git(top, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    except Problems:
+        raise Problems([Issue(str(root), None, None, f"--base {base!r} is not a revision of "
+                              "this repository; fetch it first (e.g. `git fetch origin "
+                              "main`)")]) from None
     # from where the change branched off: what the base branch gained since is not the change
     fork = _git(top, "merge-base", base, "HEAD").strip()
     names = _git(top, "diff", "--name-only", "--no-renames", "-z", fork, "--").split("\0")
