@@ -171,10 +171,11 @@ class _Constructor:
     def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            tag = key_node.tag if isinstance(key_node, ScalarNode) else None  # once: it is slow
+            if tag is None or tag == "tag:yaml.org,2002:merge":
                 self.fail(key_node, "keys must be plain names (no '<<' merges, no complex keys)")
                 continue
-            key = self._scalar(key_node)
+            key = self._scalar(key_node, tag)
             if key is None or isinstance(key, bool) or not isinstance(key, (str, int)):
                 self.fail(key_node, f"a key must be a name, not {key!r}")
                 continue
@@ -185,8 +186,8 @@ class _Constructor:
             result[key] = self.build(value_node, depth + 1)
         return result
 
-    def _scalar(self, node: Node) -> Any:
-        tag, value = node.tag, node.value
+    def _scalar(self, node: Node, tag: str | None = None) -> Any:
+        tag, value = (node.tag if tag is None else tag), node.value
         if tag.endswith(":str"):
             return value
         if tag.endswith(":null"):
