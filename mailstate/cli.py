@@ -363,6 +363,7 @@ def import_cmd(target, server_name, account, out, known_hosts, identity) -> None
         click.echo(f"wrote {path}")
     if done.in_repository:
         click.echo(f"Accounts in these files: {', '.join(sorted(set(done.written.values())))} "
-                   "(each needs an entry under `accounts:` in mailstate.yaml).")
+                   "(each needs an entry under `accounts:` in mailstate.yaml, with its "
+                   "`domains:`).")
     click.echo(f"{len(done.written)} domain file(s). Check them with `mailstate plan {out} "
                f"--target {done.target}`: it should show no changes.")

@@ -129,6 +129,12 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
     repo = Repository(config, config_doc, root, config_failed=config_failed)
     seen: set[Path] = set()
     for path in [*explicit, *files]:
+        if path.is_symlink() or path.parent.is_symlink():
+            # a link could make validate read (and quote in its errors) a file outside the
+            # repository, or another account's file under this account's name
+            issues.append(Issue(_relative(path), None, None, "a symbolic link; a domain file "
+                                "must be a regular file in its folder"))
+            continue
         if path.resolve() in seen:
             continue
         seen.add(path.resolve())

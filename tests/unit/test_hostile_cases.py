@@ -131,3 +131,23 @@ def test_a_change_to_ones_own_files_passes(tmp_path: Path, monkeypatch: pytest.M
     assert "this file belongs to account 'evil'" in result.output
     result = CliRunner().invoke(main, ["validate", "--base", "no-such-rev"])
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_a_symbolic_link_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A domain file (or an account folder) that is a link to a file outside the repository
+    would have validate read it and quote it in errors on a CI machine."""
+    secret = tmp_path / "secret"
+    secret.write_text("token: do-not-print-me\n")
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "hostile" / "changed_by_edits_the_config", repo)
+    config = repo / "mailstate.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])
+    (repo / "domains" / "evil" / "leak.yaml").symlink_to(secret)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "other.yaml").write_text("token: do-not-print-me\n")
+    (repo / "domains" / "victim").symlink_to(outside)
+    result = CliRunner().invoke(main, ["validate", str(repo)])
+    assert result.exit_code == 1
+    assert "do-not-print-me" not in result.output and "token" not in result.output
+    assert result.output.count("a symbolic link; a domain file must be a regular file") == 2
