@@ -44,8 +44,9 @@ def server_entry(host: TestHost) -> dict[str, object]:
 def write_repo(repo: Path, hosts: list[TestHost], domains: int, mailboxes: int) -> None:
     (repo / "domains").mkdir(parents=True, exist_ok=True)
     names = [f"bench{i}" for i in range(len(hosts))]
-    accounts = {f"cust{s}{n:04d}": {"plan": "big"} for s in range(len(hosts))
-                for n in range(domains)}
+    accounts = {f"cust{s}{n:04d}": {"plan": "big", "domains": [f"cust{s}{n:04d}.example",
+                                                               f"cust{s}{n:04d}.example.net"]}
+                for s in range(len(hosts)) for n in range(domains)}
     (repo / "mailstate.yaml").write_text(dump_yaml({
         "servers": {name: server_entry(h) for name, h in zip(names, hosts, strict=True)},
         "plans": {"big": {"mailboxes": None, "mail_quota": None, "domains": None,

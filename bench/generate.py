@@ -36,7 +36,9 @@ def domain_file(n: int, mailboxes: int) -> str:
 
 def generate(out: Path, domains: int, mailboxes: int) -> None:
     (out / "domains").mkdir(parents=True, exist_ok=True)
-    accounts = "\n".join(f"  cust{n:04d}: {{plan: big}}" for n in range(domains))
+    accounts = "\n".join(f"  cust{n:04d}: {{plan: big, domains: [cust{n:04d}.example, "
+                         f"cust{n:04d}.example.net]}}"
+                         for n in range(domains))
     (out / "mailstate.yaml").write_text(
         "plans:\n  big: {mailboxes: 1000, mail_quota: 2000G, domains: 10}\n"
         f"servers:\n  bench:\n    target: local:{out / 'server'}\n"

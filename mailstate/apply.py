@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .reconcile import Prepared
-from .render import render_welcome
+from .render import render_welcome, welcome_recipient
 from .retention import prune
 from .state import ServerState
 from .transport.base import TransportError, script
@@ -101,6 +101,7 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
+        members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)
     return _tar(members)
 
 

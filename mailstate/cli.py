@@ -29,8 +29,8 @@ def _print_issues(issues: list[Issue]) -> None:
         click.secho(str(issue), fg=colour, err=True)
 
 
-def _load_or_exit(paths: tuple[str, ...]):
-    desired, issues = validate_run(list(paths))
+def _load_or_exit(paths: tuple[str, ...], **change):
+    desired, issues = validate_run(list(paths), **change)
     _print_issues(issues)
     if desired is None:
         errors = sum(i.severity == "error" for i in issues)
@@ -79,12 +79,16 @@ def entry_point() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1)
-def validate(paths: tuple[str, ...]) -> None:
+@click.option("--base", metavar="REV", help="the git revision the change started from (e.g. "
+              "origin/main): clashes are blamed on the files changed since")
+@click.option("--changed-by", metavar="ACCOUNT", help="PATHS are the files a change by this "
+              "account touches: refuse any that is not its own domain file")
+def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None) -> None:
     """Check domain files (a file, a directory, or the repository found upwards).
 
     Exit 0 when valid (warnings allowed), 1 when not.
     """
-    desired, issues = _load_or_exit(paths)
+    desired, issues = _load_or_exit(paths, base=base, changed_by=changed_by, renders=True)
     domains = sum(len(s.domains) for s in desired.servers.values())
     boxes = sum(len(s.mailboxes()) for s in desired.servers.values())
     warnings = len(issues)
@@ -359,6 +363,7 @@ def import_cmd(target, server_name, account, out, known_hosts, identity) -> None
         click.echo(f"wrote {path}")
     if done.in_repository:
         click.echo(f"Accounts in these files: {', '.join(sorted(set(done.written.values())))} "
-                   "(each needs an entry under `accounts:` in mailstate.yaml).")
+                   "(each needs an entry under `accounts:` in mailstate.yaml, with its "
+                   "`domains:`).")
     click.echo(f"{len(done.written)} domain file(s). Check them with `mailstate plan {out} "
                f"--target {done.target}`: it should show no changes.")

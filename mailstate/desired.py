@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import state as st
 from .load import Document, Issue
+from .ownership import Ownership
 from .repo import Repository
 from .schema import ROLE_ALIASES, Account, DomainFile, Plan, Server
 from .values import check_address, check_local_part
@@ -53,8 +54,14 @@ def resolve(target: str, domain: str) -> str:
     return f"{check_local_part(target)}@{domain}"
 
 
-def _account_for(repo: Repository, doc: Document, spec: DomainFile,
+def _account_for(repo: Repository, doc: Document, spec: DomainFile, owners: Ownership,
                  issues: list[Issue]) -> Account | None:
+    """The account of a file, when the operator gave it the file's domain and aliases.
+
+    A file whose domain its account does not own is left out of everything after this (plan
+    limits, uniqueness, rendering): naming another account must not spend that account's
+    quota nor put errors into its files.
+    """
     plans = repo.config.all_plans()
     if repo.standalone:
         plan = spec.plan or "light"
@@ -67,6 +74,22 @@ def _account_for(repo: Repository, doc: Document, spec: DomainFile,
     if account is None:
         issues.append(doc.issue(("account",), f"account {spec.account!r} is not in "
                                 "mailstate.yaml; add it under `accounts:` with its plan"))
+        return None
+    folder = repo.folders.get(doc.path)
+    if folder is not None and folder != spec.account:
+        issues.append(doc.issue(("account",), f"this file is in the folder of account "
+                                f"{folder!r} but says account {spec.account!r}; a file "
+                                f"belongs in {repo.config.domains}/<its account>/"))
+        return None
+    claims = [(("domain",), spec.domain)]
+    claims += [(("domain_aliases", n), a) for n, a in enumerate(spec.domain_aliases)]
+    refused = False
+    for loc, name in claims:
+        problem = owners.problem(spec.account, name)
+        if problem is not None:
+            issues.append(doc.issue(loc, problem))
+            refused = True
+    if refused:
         return None
     if spec.plan and spec.plan != account.plan:
         issues.append(doc.issue(("plan",), f"this file says plan {spec.plan!r} but account "
@@ -118,6 +141,13 @@ def _mailbox(item: DomainInput, login: str, quota_default: int, interval_default
     vacation = None
     if spec.vacation:
         v = spec.vacation
+        own = {name, *item.spec.domain_aliases}
+        if v.from_ and v.from_.split("@")[1] not in own:
+            issues.append(item.doc.issue(("mailboxes", login, "vacation", "from"),
+                                         f"{v.from_} is not an address of this domain; a reply "
+                                         f"may be sent only as an address at "
+                                         f"{', '.join(sorted(own))}"))
+            ok = False
         vacation = st.Vacation(subject=v.subject, message=v.message, sender=v.from_,
                                interval=v.interval or interval_default, start=v.start, end=v.end)
     if not ok:
@@ -174,8 +204,9 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
     plans = config.all_plans()
     inputs: list[DomainInput] = []
     accounts: dict[str, Account] = {}
+    owners = Ownership(config.accounts)
     for doc, spec in repo.domains:
-        account = _account_for(repo, doc, spec, issues)
+        account = _account_for(repo, doc, spec, owners, issues)
         server = _server_for(repo, doc, spec, issues)
         if account is None or server is None:
             continue

@@ -24,7 +24,17 @@ def _server_path(value: str) -> str:
     return value
 
 
+def _queue_path(value: str) -> str:
+    """A path inside Postfix's queue directory (where smtpd runs chrooted): relative, and
+    never climbing out of it with '..'."""
+    if value.startswith("/") or any(p in ("", ".", "..") for p in value.split("/")):
+        raise ValueError(f"{value!r} must be a path inside Postfix's queue directory, e.g. "
+                         "private/dovecot-lmtp (relative, no '.' or '..' parts)")
+    return value
+
+
 ServerPath = Annotated[str, AfterValidator(_server_path)]
+QueuePath = Annotated[str, AfterValidator(_queue_path)]
 
 
 class Layout(BaseModel):
@@ -56,10 +66,11 @@ class Layout(BaseModel):
     postgrey_inet: str = Field(default="127.0.0.1:10023",
                                pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
                                description="where postgrey listens, HOST:PORT")
-    lmtp_socket: str = Field(default="private/dovecot-lmtp",
-                             pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
-                             description="Dovecot's LMTP socket, relative to Postfix's queue "
-                             "directory")
+    lmtp_socket: QueuePath = Field(default="private/dovecot-lmtp",
+                                   pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+                                   description="Dovecot's LMTP socket, relative to Postfix's queue "
+                                   "directory")
+
 
 class Facts(BaseModel):
     """What the live server reported about itself."""

@@ -26,6 +26,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+MAX_REPORTED = 100  # schema errors shown per file; the rest are counted
 
 
 def _parser(pure: bool) -> YAML:
@@ -81,6 +82,19 @@ class Document:
     path: str
     data: Any
     root: Node | None = field(repr=False, default=None)
+    # mapping node -> its keys, built on first use: a file with many errors (60,000 unknown
+    # keys) must not cost a scan of its mapping per error
+    _index: dict[int, dict[str, tuple[Node, Node]]] = field(repr=False, default_factory=dict,
+                                                           compare=False)
+
+    def _keys(self, node: MappingNode) -> dict[str, tuple[Node, Node]]:
+        keys = self._index.get(id(node))
+        if keys is None:
+            keys = {}
+            for k, v in node.value:
+                keys.setdefault(str(k.value), (k, v))
+            self._index[id(node)] = keys
+        return keys
 
     def where(self, loc: Loc) -> tuple[int | None, int | None]:
         """1-based line and column of the value at `loc` (or of the deepest part found)."""
@@ -93,7 +107,7 @@ class Document:
                 mark = key_mark
                 break
             if isinstance(node, MappingNode):
-                match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+                match = self._keys(node).get(str(part))
                 if match is None:
                     mark = key_mark  # a missing key: point at its parent's key
                     break
@@ -157,10 +171,11 @@ class _Constructor:
     def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            tag = key_node.tag if isinstance(key_node, ScalarNode) else None  # once: it is slow
+            if tag is None or tag == "tag:yaml.org,2002:merge":
                 self.fail(key_node, "keys must be plain names (no '<<' merges, no complex keys)")
                 continue
-            key = self._scalar(key_node)
+            key = self._scalar(key_node, tag)
             if key is None or isinstance(key, bool) or not isinstance(key, (str, int)):
                 self.fail(key_node, f"a key must be a name, not {key!r}")
                 continue
@@ -171,8 +186,8 @@ class _Constructor:
             result[key] = self.build(value_node, depth + 1)
         return result
 
-    def _scalar(self, node: Node) -> Any:
-        tag, value = node.tag, node.value
+    def _scalar(self, node: Node, tag: str | None = None) -> Any:
+        tag, value = (node.tag if tag is None else tag), node.value
         if tag.endswith(":str"):
             return value
         if tag.endswith(":null"):
@@ -350,7 +365,13 @@ def validate(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Issue]]:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
         issues = []
-        for error in exc.errors():
+        errors = exc.errors()
+        if len(errors) > MAX_REPORTED:
+            line, column = doc.where(tuple(errors[MAX_REPORTED]["loc"]))
+            issues.append(Issue(doc.path, line, column, f"{len(errors) - MAX_REPORTED} more "
+                                "errors in this file, from here on, are not shown; fix the "
+                                "ones shown first"))
+        for error in errors[:MAX_REPORTED]:
             loc = tuple(error["loc"])
             if error["type"] == "extra_forbidden":
                 line, column = doc.where((*loc[:-1], loc[-1], "[key]"))

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from mailstate.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.formats.lines import Line
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
+from mailstate.passwords import mask_hashes
 from mailstate.render import LOGIN, file_group, render
 from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
 
@@ -105,11 +106,13 @@ class _Reader:
 
     # -- reporting -------------------------------------------------------------------------
     def show(self, path: str, text: str) -> str:
-        """A line as it may appear in a warning: never with a password hash in it."""
+        """A line as it may appear in a warning: never with a password hash in it, whatever
+        the file and wherever on the line (a hand-edited passwd line may start with one).
+        A passwd-file's second field is hidden whatever it holds (it may be plain text)."""
         if path == self.passwd and ":" in text:
             user, _, rest = text.partition(":")
-            return f"{user}:<hash>:" + rest.partition(":")[2]
-        return text
+            text = f"{user}:<hash>:" + rest.partition(":")[2]
+        return mask_hashes(text)
 
     def warn(self, path: str, line: Line, why: str = "") -> None:
         self.flagged.add((path, line.number))

@@ -7,12 +7,23 @@ a supported scheme is refused, with the command that makes one.
 from __future__ import annotations
 
 import functools
+import re
 
 from passlib.hash import argon2, bcrypt, sha512_crypt
 
 SCHEMES = {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt}
 DEFAULT_SCHEME = "ARGON2ID"
 HOW_TO = "make one with `mailstate hash-password` and paste its output"
+
+# Dovecot pays a hash's work factor on every login attempt for that user, in its auth process:
+# a domain file must not choose a cost that turns logins into a denial of service. The limits
+# are a few times the costs `hash-password` uses (bcrypt 10, 100,000 rounds, 64 MiB x 3).
+MAX_BCRYPT_COST = 14
+MAX_SHA512_ROUNDS = 1_000_000
+MAX_ARGON2_MEMORY_KIB = 256 * 1024
+MAX_ARGON2_TIME = 10
+MAX_ARGON2_PARALLELISM = 4
+_NOT_IN_HASH = re.compile(r"[\s:\x00-\x1f\x7f]")
 
 
 def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
@@ -46,6 +57,9 @@ def check_hash(value: object) -> str:
     if scheme.upper() in ("PLAIN", "CLEAR", "CLEARTEXT", "PLAIN-TRUNC"):
         raise ValueError(f"{{{scheme}}} is a plain-text password, which may not be in git; "
                          f"{HOW_TO}")
+    if _NOT_IN_HASH.search(value):
+        raise ValueError("a password hash holds no ':', spaces or control characters (the "
+                         f"passwd-file would read them as further fields); {HOW_TO}")
     handler = SCHEMES.get(scheme)
     if handler is None:
         raise ValueError(f"unsupported password scheme {{{scheme}}}; use one of "
@@ -56,9 +70,42 @@ def check_hash(value: object) -> str:
         raise ValueError(f"the {{{scheme}}} hash is malformed ({exc}); {HOW_TO}") from None
     if scheme == "ARGON2ID" and parsed.type != "id":
         raise ValueError(f"{{ARGON2ID}} needs an $argon2id$ hash, not $argon2{parsed.type}$")
+    _check_cost(scheme, parsed)
     return value
+
+
+def _check_cost(scheme: str, parsed: object) -> None:
+    """Refuse work factors above the limits, naming the limit."""
+    def cost(name: str) -> int:
+        return int(getattr(parsed, name))
+
+    limits: list[tuple[str, int, int, str]] = []
+    if scheme == "BLF-CRYPT":
+        limits.append(("bcrypt cost", cost("rounds"), MAX_BCRYPT_COST, ""))
+    elif scheme == "SHA512-CRYPT":
+        limits.append(("SHA512-CRYPT rounds", cost("rounds"), MAX_SHA512_ROUNDS, ""))
+    elif scheme == "ARGON2ID":
+        limits += [("argon2 memory", cost("memory_cost"), MAX_ARGON2_MEMORY_KIB, " KiB"),
+                   ("argon2 time cost", cost("rounds"), MAX_ARGON2_TIME, ""),
+                   ("argon2 parallelism", cost("parallelism"), MAX_ARGON2_PARALLELISM, "")]
+    for what, value, limit, unit in limits:
+        if value > limit:
+            raise ValueError(f"{what} {value:,}{unit} is above the limit of {limit:,}{unit} "
+                             "(every login attempt pays it in Dovecot's auth process); "
+                             f"{HOW_TO}")
 
 
 def verify_password(password: str, value: str) -> bool:
     scheme, _, digest = value[1:].partition("}")
     return bool(SCHEMES[scheme].verify(password, digest))
+
+
+# A hash wherever it sits: '{SCHEME}…' or a bare crypt string ($2y$, $6$, $argon2id$ …), up to
+# the next ':' or space. Used on every line a view or log shows from a server's files.
+_HASH_TEXT = re.compile(r"\{[A-Za-z0-9._-]+\}[^\s:]+|\$(?:2[abxy]?|[1567]|y|gy|argon2(?:id|i|d)"
+                        r"|md5|sha1|sha256|sha512)\$[^\s:]+")
+
+
+def mask_hashes(text: str) -> str:
+    """`text` with every password hash replaced by '<hash>'."""
+    return _HASH_TEXT.sub("<hash>", text)

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .formats.markdown import escape_md
+from .passwords import mask_hashes
 from .state import Domain, Greylisting, Mailbox, ServerState
 from .values import format_duration, format_size
 
@@ -96,7 +98,7 @@ class Plan:
         lines: list[str] = []
         for server in self.servers:
             lines.append(f"Server {server.server} ({server.target})")
-            lines += [f"  ! {w}" for w in server.warnings]
+            lines += [f"  ! {mask_hashes(w)}" for w in server.warnings]
             lines += [f"  ! drift: {p} was edited by hand since the last apply" for p in
                       server.drift]
             for domain, changes in _by_domain(server.changes):
@@ -134,17 +136,19 @@ class Plan:
         for server in self.servers:
             out.append(f"#### Server `{server.server}` ({server.target})")
             out.append("")
-            notes = [f"> :warning: {w}" for w in server.warnings]
+            notes = [f"> :warning: {escape_md(mask_hashes(w), in_table=False)}"
+                     for w in server.warnings]
             notes += [f"> :warning: drift: `{p}` was edited by hand since the last apply"
                       for p in server.drift]
             out += [*notes, ""] if notes else []  # a blank line, or the table joins the quote
             if server.changes:
                 out += ["| | domain | what | details |", "|---|---|---|---|"]
                 for change in server.changes:
-                    details = "<br>".join(f"{f.field}: {_show(f.old)} → {_show(f.new)}"
-                                          for f in change.fields) or change.note
-                    out.append(f"| {SYMBOL[change.action]} | {change.domain or ''} | "
-                               f"{_md(f'{change.kind} {change.name}')} | {_md(details)} |")
+                    details = "<br>".join(f"{f.field}: {escape_md(_show(f.old))} → "
+                                          f"{escape_md(_show(f.new))}"
+                                          for f in change.fields) or escape_md(change.note)
+                    out.append(f"| {SYMBOL[change.action]} | {escape_md(change.domain or '')} | "
+                               f"{change.kind} {escape_md(change.name)} | {details} |")
             else:
                 out.append("No changes.")
             if server.files:
@@ -152,7 +156,7 @@ class Plan:
                 out.append(f"{len(server.files)} file(s) to write or remove; reload: "
                            f"{', '.join(server.reloads) or 'nothing'}.")
             if server.welcome:
-                out += ["", f"Welcome mail to: {', '.join(server.welcome)}."]
+                out += ["", f"Welcome mail to: {escape_md(', '.join(server.welcome), False)}."]
             out.append("")
         out.append(self.summary())
         return "\n".join(out) + "\n"
@@ -178,10 +182,6 @@ class Plan:
             raise ValueError(f"a damaged mailstate plan file ({exc!r}); make it again with "
                              "`mailstate plan --out`") from None
         return cls(servers)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _by_domain(changes: list[Change]) -> list[tuple[str | None, list[Change]]]:

@@ -91,33 +91,46 @@ def quotas(desired: Desired) -> Iterator[Issue]:
                                      "a quota of zero would refuse all mail; give at least 1M")
 
 
+Claim = tuple[DomainInput, tuple]  # a file, and where in it a name is claimed
+
+
 @rule
 def unique_names(desired: Desired) -> Iterator[Issue]:
-    """A domain once per server (as domain or alias), a login once per server."""
-    for server in desired.servers:
-        items = [i for i in desired.inputs if i.server == server]
-        owners: dict[str, DomainInput] = {}
-        logins: dict[str, DomainInput] = {}
-        for item in items:
-            names = [(item.spec.domain, ("domain",))]
-            names += [(a, ("domain_aliases", n)) for n, a in enumerate(item.spec.domain_aliases)]
-            for name, loc in names:
-                if owners.get(name) is item:
-                    yield item.doc.issue(loc, f"{name} is this file's own domain; remove it "
-                                         "from domain_aliases")
-                elif name in owners:
-                    yield item.doc.issue(loc, f"domain {name} is already defined in "
-                                         f"{owners[name].doc.path} on server {server!r}")
-                else:
-                    owners[name] = item
-            for login in item.spec.mailboxes:
-                if login in logins:
-                    yield item.doc.issue(("mailboxes", login, "[key]"),
-                                         f"login {login!r} is already used in "
-                                         f"{logins[login].doc.path}; logins are unique per "
-                                         "server (convention: <account>0001, <account>0002 …)")
-                else:
-                    logins[login] = item
+    """A domain once in the whole repository (as domain or alias, whatever the server: on each
+    server it is hosted, its mail stays local), a login once per server."""
+    domains: dict[str, list[Claim]] = defaultdict(list)
+    logins: dict[tuple[str, str], list[Claim]] = defaultdict(list)
+    for item in desired.inputs:
+        names = [(item.spec.domain, ("domain",))]
+        names += [(a, ("domain_aliases", n)) for n, a in enumerate(item.spec.domain_aliases)]
+        for name, loc in names:
+            if any(other is item for other, _ in domains[name]):
+                yield item.doc.issue(loc, f"{name} is this file's own domain; remove it "
+                                     "from domain_aliases")
+            else:
+                domains[name].append((item, loc))
+        for login in item.spec.mailboxes:
+            logins[(item.server, login)].append((item, ("mailboxes", login, "[key]")))
+    for name, claims in domains.items():
+        for item, loc, others in _blamed(desired, claims):
+            yield item.doc.issue(loc, f"domain {name} is also claimed by {others}; a domain "
+                                 "is hosted once in the whole repository")
+    for (server, login), claims in logins.items():
+        for item, loc, others in _blamed(desired, claims):
+            yield item.doc.issue(loc, f"login {login!r} is also used in {others}; logins are "
+                                 f"unique per server ({server!r}; convention: <account>0001, "
+                                 "<account>0002 …)")
+
+
+def _blamed(desired: Desired, claims: list[Claim]) -> Iterator[tuple[DomainInput, tuple, str]]:
+    """The claims of one name that are to blame: those in files new or changed in the change
+    under review (``--base``), or every claim when none is (or nothing is known)."""
+    if len(claims) < 2:
+        return
+    changed = [c for c in claims if desired.repo.is_changed(c[0].doc)]
+    for item, loc in changed or claims:
+        others = ", ".join(sorted({o.doc.path for o, _ in claims if o is not item}))
+        yield item, loc, others
 
 
 @rule

@@ -294,7 +294,15 @@ def render(state: ServerState, layout: Layout, facts: Facts,
 def render_welcome(
     mailbox: Mailbox, *, server: str | None = None, now: dt.datetime | None = None
 ) -> bytes:
-    """The welcome mail of a new mailbox (RFC 5322, CRLF), headers encoded by ``email``."""
+    """The welcome mail of a new mailbox (RFC 5322, CRLF), headers built by ``email``.
+
+    The real name is the customer's text. Folded at 78 columns, the ``email`` package can
+    drop the quotes around a long display name, and "Support, evil@attacker.test, (…" then
+    reads as three recipients. So the mail is read back and must name exactly the mailbox as
+    its one recipient; if the usual folding does not keep it so, headers are written unfolded
+    (names are short: a line stays far below 998 characters). It is sent to an explicit
+    envelope recipient anyway (see ``welcome_recipient``), never with ``sendmail -t``.
+    """
     domain = mailbox.domain
     addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
     body = ENV.get_template("welcome.txt.j2").render(
@@ -308,7 +316,24 @@ def render_welcome(
     msg["Message-ID"] = email.utils.make_msgid("welcome", domain=domain)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(body)
-    return msg.as_bytes()
+    for fold in (email.policy.SMTP, email.policy.SMTP.clone(max_line_length=998)):
+        raw = msg.as_bytes(policy=fold)
+        if welcome_recipients(raw) == [welcome_recipient(mailbox)]:
+            return raw
+    raise ValueError(f"the real name of mailbox {mailbox.login} cannot be written safely as "
+                     "a mail header; simplify it")
+
+
+def welcome_recipients(raw: bytes) -> list[str]:
+    """Every recipient address a mail's headers name, as a reader parses them."""
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    return [a.addr_spec for field in ("To", "Cc", "Bcc")
+            for header in parsed.get_all(field) or () for a in header.addresses]
+
+
+def welcome_recipient(mailbox: Mailbox) -> str:
+    """The envelope recipient of the welcome mail: the mailbox itself, nothing from headers."""
+    return f"{mailbox.login}@{mailbox.domain}"
 
 
 def _human_size(n: int) -> str:

@@ -27,6 +27,12 @@ class Repository:
     domains: list[tuple[Document, DomainFile]] = field(default_factory=list)
     selected: set[str] = field(default_factory=set)  # domain names the user asked for
     config_failed: bool = False  # mailstate.yaml has errors: cross-file rules would mislead
+    folders: dict[str, str] = field(default_factory=dict)  # doc path -> domains/<account>/
+    changed: set[str] | None = None  # doc paths new or changed since --base (None: unknown)
+
+    def is_changed(self, doc: Document) -> bool:
+        """Whether a file is part of the change under review (every file when unknown)."""
+        return self.changed is None or doc.path in self.changed
 
     @property
     def standalone(self) -> bool:
@@ -64,9 +70,16 @@ def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | No
     return (config or Config()), doc
 
 
-def _domain_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and
-                  p.name != CONFIG_NAME and p.is_file())
+def _domain_files(folder: Path, nested: bool = False) -> list[Path]:
+    """Domain files of a folder; with `nested`, also of its subfolders one level down (the
+    layout ``domains/<account>/<domain>.yaml`` that lets code owners give each customer only
+    its own folder)."""
+    found = [p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and
+             p.name != CONFIG_NAME and p.is_file()]
+    if nested:
+        found += [p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
+                  for p in _domain_files(sub)]
+    return sorted(found)
 
 
 def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
@@ -104,7 +117,7 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
         config_failed = bool(issues)
         root = config_path.resolve().parent
         folder = root / config.domains
-        files = _domain_files(folder) if folder.is_dir() else []
+        files = _domain_files(folder, nested=True) if folder.is_dir() else []
         if config_doc is not None and not folder.is_dir():
             issues.append(config_doc.issue(("domains",),
                                            f"the domains directory {config.domains!r} does "
@@ -116,6 +129,12 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
     repo = Repository(config, config_doc, root, config_failed=config_failed)
     seen: set[Path] = set()
     for path in [*explicit, *files]:
+        if path.is_symlink() or path.parent.is_symlink():
+            # a link could make validate read (and quote in its errors) a file outside the
+            # repository, or another account's file under this account's name
+            issues.append(Issue(_relative(path), None, None, "a symbolic link; a domain file "
+                                "must be a regular file in its folder"))
+            continue
         if path.resolve() in seen:
             continue
         seen.add(path.resolve())
@@ -125,6 +144,8 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
             issues.extend(_renamed(exc.issues, path))
             continue
         doc.path = _relative(path)
+        if config_path is not None and path.resolve().parent.parent == folder.resolve():
+            repo.folders[doc.path] = path.resolve().parent.name
         model, found = validate(doc, DomainFile)
         issues.extend(found)
         if model is not None:

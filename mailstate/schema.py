@@ -7,7 +7,6 @@ like ``10m``). ``desired.py`` turns these models into a ``state.ServerState`` pe
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -17,7 +16,9 @@ from .passwords import check_hash
 from .values import (
     Address,
     Client,
+    Date,
     DomainName,
+    DomainRule,
     LocalOrAddress,
     LocalPart,
     Login,
@@ -67,6 +68,10 @@ class Account(Strict):
 
     plan: str = Field(description="light, recommended, extended or a plan from `plans:`")
     contact: Address | None = Field(default=None, description="the customer's contact address")
+    domains: list[DomainRule] = Field(
+        default_factory=list, description="the domains and domain aliases this account may "
+        "use: `monsite.be`, or `*.monsite.be` for every name under monsite.be. A domain file "
+        "may claim nothing else (an account without `domains:` may use no domain)")
 
 
 # ---------------------------------------------------------------- servers
@@ -165,8 +170,8 @@ class VacationSpec(Strict):
     interval: VacationInterval | None = Field(default=None,
                                               description="minimum time between two replies "
                                               "to one sender; manual: 10m")
-    start: dt.date | None = Field(default=None, description="first day of replies, YYYY-MM-DD")
-    end: dt.date | None = Field(default=None, description="last day of replies, YYYY-MM-DD")
+    start: Date | None = Field(default=None, description="first day of replies, YYYY-MM-DD")
+    end: Date | None = Field(default=None, description="last day of replies, YYYY-MM-DD")
 
     @model_validator(mode="after")
     def _dates(self) -> VacationSpec:

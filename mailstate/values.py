@@ -9,6 +9,7 @@ escaped silently into a different meaning.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from fractions import Fraction
@@ -260,6 +261,39 @@ def check_client(value: str) -> str:
                          "a host name (mail.example.com)") from None
 
 
+def check_domain_rule(value: str) -> str:
+    """An operator's rule for the domains an account may use: a name, or ``*.name`` for
+    every name under it (not the name itself)."""
+    if isinstance(value, str) and value.startswith("*."):
+        return "*." + check_domain(value[2:])
+    return check_domain(value)
+
+
+def check_client_network(value: str) -> str:
+    """A whitelist client that is not every address: 0.0.0.0/0 would turn greylisting off for
+    every sender on the server, which is what ``enabled: false`` says openly."""
+    client = check_client(value)
+    if client.endswith("/0"):
+        raise ValueError(f"{value!r} is every address: it would turn greylisting off for all "
+                         "senders; set `greylisting: {enabled: false}` for the server instead")
+    return client
+
+
+def parse_date(value: object) -> dt.date:
+    """A calendar date, written YYYY-MM-DD. A number is refused: pydantic would read
+    1767225600 as a Unix timestamp, and nobody means a vacation that way."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"{value!r}: write a date without a time, as YYYY-MM-DD")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-12-20")
+
+
 def _str_only(value: object) -> object:
     if isinstance(value, (int, float, bool)) or value is None:
         raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
@@ -274,7 +308,9 @@ LocalOrAddress = Annotated[str, BeforeValidator(_str_only)]  # resolved against 
 RealName = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_name)]
 Subject = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_subject)]
 Message = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_message)]
-Client = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_client)]
+Client = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_client_network)]
+DomainRule = Annotated[str, BeforeValidator(_str_only), AfterValidator(check_domain_rule)]
+Date = Annotated[dt.date, BeforeValidator(parse_date)]
 # What editors see (yaml-language-server): the written form, not the number it becomes.
 _SIZE_SCHEMA = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]([iI][bB])?\s*$",
                 "examples": ["3G", "500M"]}

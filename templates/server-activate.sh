@@ -242,7 +242,8 @@ for mail in "$STAGE"/welcome/*.eml; do
         skipped "sendmail of $(basename "$mail") (kept in $STATE_DIR/outbox)"
     else
         sender=$(cat "${mail%.eml}.from")
-        /usr/sbin/sendmail -t -i -f "$sender" < "$mail" \
+        recipient=$(cat "${mail%.eml}.to")  # the envelope names it; headers are never read
+        /usr/sbin/sendmail -i -f "$sender" -- "$recipient" < "$mail" \
             || say "warning: welcome mail $(basename "$mail") not sent" >&2
         say "sent welcome mail $(basename "$mail" .eml)"
     fi

@@ -98,6 +98,7 @@ class Site:
     plans: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # account -> plan
+    owned: dict[str, set[str]] = field(default_factory=dict)  # account -> its domains
 
     @classmethod
     def create(cls, host: TestHost, root: Path) -> Site:
@@ -130,7 +131,8 @@ class Site:
         config: dict[str, Any] = {
             "servers": {SERVER: server},
             "plans": {"tests": TEST_PLAN, **self.plans},
-            "accounts": {a: {"plan": p} for a, p in sorted(self.accounts.items())},
+            "accounts": {a: {"plan": p, "domains": sorted(self.owned.get(a, ()))}
+                         for a, p in sorted(self.accounts.items())},
         }
         if self.defaults:
             config["defaults"] = self.defaults
@@ -150,7 +152,9 @@ class Site:
         <account>NNNN convention); the account is added to mailstate.yaml."""
         parsed = data if isinstance(data, dict) else YAML(typ="safe", pure=True).load(data)
         name = parsed["domain"]
-        self.accounts.setdefault(parsed.get("account") or name.split(".")[0], "tests")
+        account = parsed.get("account") or name.split(".")[0]
+        self.accounts.setdefault(account, "tests")
+        self.owned.setdefault(account, set()).update([name, *parsed.get("domain_aliases", [])])
         if isinstance(data, dict):
             text = dump_yaml({"account": name.split(".")[0], "server": SERVER, **data})
         else:

@@ -39,7 +39,8 @@ def write_repo(root: Path, servers: dict[str, dict[str, Any]], **extra: Any) -> 
     (root / "domains").mkdir(parents=True, exist_ok=True)
     config = {"servers": servers, "plans": {"fleet": {"mailboxes": 100, "mail_quota": None,
                                                       "domains": None}},
-              "accounts": {"fleet": {"plan": "fleet"}}, **extra}
+              "accounts": {"fleet": {"plan": "fleet", "domains": [f"{n}.be" for n in servers]}},
+              **extra}
     (root / "mailstate.yaml").write_text(dump_yaml(config))
     for name in servers:
         path = root / "domains" / f"{name}.be.yaml"

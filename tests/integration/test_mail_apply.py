@@ -330,7 +330,11 @@ def test_import_over_ssh_writes_files_that_plan_to_no_change(
     assert imported.code == 0, imported
     accounts = imported.stdout.split("Accounts in these files: ", 1)[1].split(" (", 1)[0]
     config = YAML(typ="safe", pure=True).load((site.root / "mailstate.yaml").read_text())
-    config["accounts"] = {a: {"plan": "tests"} for a in accounts.split(", ")}
+    owned: dict[str, list[str]] = {a: [] for a in accounts.split(", ")}
+    for path in (other / "domains").glob("*.yaml"):
+        data = YAML(typ="safe", pure=True).load(path.read_text())
+        owned[data["account"]] += [data["domain"], *data.get("domain_aliases", [])]
+    config["accounts"] = {a: {"plan": "tests", "domains": d} for a, d in owned.items()}
     (other / "mailstate.yaml").write_text(dump_yaml(config))
     plan = run_cli("plan", "--detailed-exitcode", cwd=other)
     assert plan.code == 0, plan

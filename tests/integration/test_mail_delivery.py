@@ -52,6 +52,7 @@ def assert_refused(host: TestHost, address: str) -> None:
 def test_example_domain_file(site: Site, host: TestHost) -> None:
     """examples/monsite.be.yaml, unchanged: its hashes are of the passwords it documents."""
     site.accounts["monsite"] = "recommended"
+    site.owned["monsite"] = {"monsite.be", "monsite.com"}
     shutil.copy(EXAMPLE, site.domain_path("monsite.be"))
     site.apply()
     subject = f"example {token()}"
@@ -251,3 +252,18 @@ def test_welcome_mail_once(site: Site, host: TestHost) -> None:
     assert subjects(host, "welcome0001", PW).count(WELCOME_SUBJECT) == 1
     assert WELCOME_SUBJECT not in subjects(host, "welcome0002", PW)
 
+
+
+def test_welcome_mail_with_a_hostile_name_reaches_only_the_mailbox(site: Site,
+                                                                   host: TestHost) -> None:
+    """A real name folded into recipients by `sendmail -t` sent the welcome mail to the
+    attacker; the envelope now names the mailbox and nothing else."""
+    evil = f"evil-{token()}@{OUT}"
+    name = f"Customer Service Department of Example, {evil}, (see the attached"
+    result = site.apply({"domain": "hostile.be",
+                         "mailboxes": {"hostile": mailbox("Administrator", welcome=False),
+                                       "hostile0001": mailbox(name)}})
+    assert "sent welcome mail hostile0001" in result.stdout
+    wait_for_subject(host, "hostile0001", PW, WELCOME_SUBJECT)
+    settle(host)
+    assert sink_for(host, evil) == []

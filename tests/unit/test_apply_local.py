@@ -228,7 +228,7 @@ def test_password_change_shows_no_hash_anywhere(server: LocalServer, tmp_path: P
                        "y8AONqAfifKKZVjyxj9nHQu2IzUJDKM9StmxylEpdic"):
             assert secret not in out, secret
     assert "password: (hash) -> (new hash)" in outputs[0]
-    assert "password: (hash) → (new hash)" in outputs[1]
+    assert "password: `(hash)` → `(new hash)`" in outputs[1]
     assert f"monsite:{{ARGON2ID}}$argon2id$v=19$m=65536,t=3,p=1${INFO_HASH}:" in \
         server.read(PASSWD)
 
@@ -491,7 +491,7 @@ def generated_repo(root: Path, server_root: Path, mailboxes: int) -> Path:
     (root / "mailstate.yaml").write_text(
         "plans:\n  big: {mailboxes: null, mail_quota: null, domains: 1}\n"
         f"servers:\n  mx:\n    target: local:{server_root}\n"
-        "accounts:\n  big: {plan: big}\n")
+        "accounts:\n  big: {plan: big, domains: [big.example, big.example.net]}\n")
     return root
 
 
@@ -587,7 +587,8 @@ def two_server_repo(server: LocalServer) -> Path:
         "servers:\n"
         f"  mx1: {{target: 'local:{server.root}/mx1'}}\n"
         f"  mx2: {{target: 'local:{server.root}/mx2'}}\n"
-        "accounts:\n  monsite: {plan: recommended}\n  bakker: {plan: light}\n")
+        "accounts:\n  monsite: {plan: recommended, domains: [monsite.be, monsite.com]}\n"
+        "  bakker: {plan: light, domains: [bakker.be]}\n")
     text = example().replace("plan: recommended", "").replace("maximusconfessor", "mx1")
     (repo / "domains" / "monsite.be.yaml").write_text(text)
     (repo / "domains" / "bakker.be.yaml").write_text(

@@ -125,7 +125,7 @@ def test_mutated_example_repository(data) -> None:
             mutated = _mutate(original, data.draw)
             (copy / name).write_text(json.dumps(mutated, ensure_ascii=False, indent=1))
         assert_survives([str(copy)])
-        assert_survives([str(copy / "domains" / "monsite.be.yaml")])
+        assert_survives([str(copy / "domains" / "monsite" / "monsite.be.yaml")])
 
 
 def _readable(path: Path) -> bool:

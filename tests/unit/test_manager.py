@@ -40,7 +40,7 @@ def fleet_repo(tmp_path: Path, servers: dict[str, str], extra: str = "") -> Path
     config = "servers:\n" + "".join(
         f"  {name}:\n    target: 'local:{tmp_path / 'servers' / name}'\n{more}"
         for name, more in servers.items())
-    accounts = "accounts:\n" + "".join(f"  {a}: {{plan: extended}}\n"
+    accounts = "accounts:\n" + "".join(f"  {a}: {{plan: extended, domains: [{a}.be]}}\n"
                                        for a in NAMES)
     (repo / "mailstate.yaml").write_text(config + accounts + extra)
     return repo

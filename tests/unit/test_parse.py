@@ -108,6 +108,17 @@ def test_passwd_warnings_never_show_the_hash() -> None:
     assert all(PASSWD in w and "<hash>" in w and "c2VjcmV0" not in w for w in parsed.warnings)
 
 
+def test_a_hash_is_masked_wherever_it_sits_on_a_line() -> None:
+    """A hand-edited passwd line that starts with the hash, and a hash pasted into a map."""
+    files = files_of(state(box()))
+    files[PASSWD] += f"{HASH}:jo:5000:5000::/var/vmail/x.be/jo::\n".encode()
+    files[f"{PF}/virtual_mailbox_domains"] += f"{HASH} OK\n".encode()
+    parsed = parse(files, LAYOUT, FACTS)
+    assert len(parsed.warnings) == 2, parsed.warnings
+    for warning in parsed.warnings:
+        assert "<hash>" in warning and "argon2" not in warning and HASH[-20:] not in warning
+
+
 def test_inconsistent_files_are_reported() -> None:
     s = state(box(), domain_aliases=("x.com",))
     files = files_of(s)

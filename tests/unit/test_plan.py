@@ -141,10 +141,10 @@ def test_markdown_is_a_table_per_server() -> None:
     assert md.count("| | domain | what | details |\n|---|---|---|---|\n") == 2
     first, second = md.split("#### Server ")[1:]
     assert first.startswith("`maximusconfessor` (ssh://root@maximusconfessor)")
-    assert "| ~ | monsite.be | mailbox info | quota: 3G → 2G |" in first
+    assert "| ~ | `monsite.be` | mailbox `info` | quota: `3G` → `2G` |" in first
     assert second.startswith("`gregorius` (ssh://root@gregorius:2222)")
-    assert "| + | monsite.be | domain monsite.be |  |" in second
-    assert "| + | monsite.be | mailbox sales | Info; 3G |" in second
+    assert "| + | `monsite.be` | domain `monsite.be` |  |" in second
+    assert "| + | `monsite.be` | mailbox `sales` | `Info; 3G` |" in second
 
 
 def test_markdown_keeps_warnings_out_of_the_table_and_names_welcome_mails() -> None:
@@ -153,14 +153,59 @@ def test_markdown_keeps_warnings_out_of_the_table_and_names_welcome_mails() -> N
     md = plan.to_markdown()
     assert "> :warning: drift: `/etc/dovecot/mailstate/passwd` was edited by hand since the " \
            "last apply\n\n| | domain |" in md
-    assert "\nWelcome mail to: sales.\n" in md
+    assert "\nWelcome mail to: `sales`.\n" in md
     assert "\n  welcome mail to: sales\n" in plan.to_text()
 
 
 def test_markdown_escapes_table_syntax() -> None:
     change = Change("add", "alias", "a|b@monsite.be", "monsite.be", note="-> x|y\nz")
     md = Plan([ServerPlan("s", "local:DIR", [change])]).to_markdown()
-    assert "| + | monsite.be | alias a\\|b@monsite.be | -> x\\|y z |" in md
+    assert "| + | `monsite.be` | alias `a\\|b@monsite.be` | `-> x\\|y z` |" in md
+
+
+HOSTILE_TEXT = ["![x](//attacker.example/t.png)", "<img src=x onerror=alert(1)>", "@org/admins",
+                "[click](https://attacker.example)", "https://attacker.example/", "`code`",
+                "``", "a ` b", " padded ", "*bold* _em_ ~~s~~ #123", "x|y", "line\nbreak"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_customer_text_is_one_inert_code_span(text: str) -> None:
+    """Everything GitHub would turn into markup, a link or a mention is inside a code span:
+    a fence longer than any backtick run inside, no line break, '|' escaped for the table."""
+    from mailstate.formats.markdown import escape_md
+
+    out = escape_md(text)
+    fence = re.match(r"`+", out).group()  # type: ignore[union-attr]
+    assert out.endswith(fence) and "\n" not in out
+    inner = out[len(fence):-len(fence)]
+    assert fence not in inner and not inner.startswith("`") and not inner.endswith("`")
+    assert inner.replace("\\|", "|").strip(" ") == text.replace("\n", " ").strip(" ")
+    assert "|" not in inner.replace("\\|", "")
+
+
+def test_markdown_view_sets_a_hostile_real_name_and_subject_in_code() -> None:
+    old = mailbox()
+    new = mailbox(name="![x](//attacker.example/t.png) @org/admins <img src=x>",
+                  vacation=Vacation(subject="[win](https://attacker.example)", message="m"))
+    md = Plan([ServerPlan("s", "local:DIR", diff_states(state(old), state(new)))]).to_markdown()
+    row = next(line for line in md.splitlines() if line.startswith("| ~ |"))
+    assert "`Info` → `![x](//attacker.example/t.png) @org/admins <img src=x>`" in row
+    outside = re.sub(r"`[^`]*`", "", row)
+    for mark in ("![", "](", "<img", "@org", "https://"):
+        assert mark not in outside, row
+
+
+def test_hashes_are_masked_on_any_line_of_any_view() -> None:
+    from mailstate.passwords import mask_hashes
+
+    hashed = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$N4YQIqT0fi9lTMmZ8x6DcA$u81pxxOgnS3a2Iy3"
+              "reMdzs6WvFe2b2v9ohpBpW+qOM4")
+    warning = f"/etc/x:3: not understood: {hashed}:5000:5000::/root:: and $6$rounds=5000$ab$cd"
+    assert mask_hashes(warning) == ("/etc/x:3: not understood: <hash>:5000:5000::/root:: and "
+                                    "<hash>")
+    plan = Plan([ServerPlan("s", "local:DIR", warnings=[warning])])
+    for view in (plan.to_text(), plan.to_markdown()):
+        assert "argon2id" not in view and "N4YQ" not in view and "rounds=" not in view, view
 
 
 def test_json_round_trips() -> None:

@@ -16,7 +16,10 @@ CONFIG = """\
 servers:
   maximusconfessor: {target: "ssh://root@maximusconfessor.example.net"}
 accounts:
-  monsite: {plan: %s}
+  monsite:
+    plan: %s
+    domains: [monsite.be, monsite.eu, monsite.com, a.be, b.be, c.be, d.be, münchen.de,
+              bücher.example]
 """
 
 

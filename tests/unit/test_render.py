@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
-from mailstate.render import render, render_welcome
+from mailstate.render import render, render_welcome, welcome_recipient
 from mailstate.state import Greylisting, ServerState, Vacation
+from mailstate.values import check_name
 
 from .samples import mailbox, one_domain
 from .strategies import server_states
@@ -169,6 +171,52 @@ def test_welcome_mail() -> None:
     body = msg.get_content()
     for text in ("jo", "jo@x.be, info@x.be", "3 GiB", "mail.x.be", "IMAP", "POP3"):
         assert text in body
+
+
+HOSTILE_NAMES = [
+    "Customer Service Department of Example, evil@attacker.test, (see the attached",
+    "Support Team of a Company With a Long Name \"x\", <evil@attacker.test>, and more text",
+    "a" * 50 + ", evil@attacker.test; Bcc= evil@attacker.test",
+    "=?utf-8?q?evil=40attacker=2Etest?= , other@attacker.test",
+    "Zoë Ünal, évil@attacker.test, (très longue description du service clientèle)",
+    "\\\" evil@attacker.test \\\"" + " x" * 35,
+    "(comment) <evil@attacker.test>,",
+    "x" * 100,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_welcome_mail_with_a_hostile_name_has_one_recipient(name: str) -> None:
+    """Every header parses, the only recipient is the mailbox (with its name intact), and no
+    header line is longer than SMTP allows."""
+    check_name(name)  # a name a domain file may hold
+    raw = render_welcome(_box(name=name), now=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert sorted(msg.keys()) == sorted(["From", "To", "Subject", "Date", "Message-ID",
+                                         "Auto-Submitted", "Content-Type",
+                                         "Content-Transfer-Encoding", "MIME-Version"])
+    for key in msg:
+        assert not msg[key].defects, (key, msg[key].defects)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["jo@x.be"]
+    if "=?" not in name:  # readers decode what looks like an encoded word, even in quotes
+        assert msg["To"].addresses[0].display_name == name
+    assert [a.addr_spec for a in msg["From"].addresses] == ["postmaster@x.be"]
+    assert welcome_recipient(_box(name=name)) == "jo@x.be"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+               min_size=1, max_size=100))
+def test_welcome_mail_never_names_another_recipient(name: str) -> None:
+    try:
+        check_name(name)
+    except ValueError:
+        return
+    raw = render_welcome(_box(name=name))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["jo@x.be"]
 
 
 def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
