@@ -21,7 +21,15 @@ from pathlib import Path
 from ..passwords import from_shadow
 from ..schema import ROLE_ALIASES
 from ..transport.base import Transport
-from ..values import MIB, check_address, check_domain, check_login, check_name, format_size
+from ..values import (
+    MIB,
+    check_address,
+    check_domain,
+    check_login,
+    check_name,
+    format_duration,
+    format_size,
+)
 from . import autoreply
 from .virtualmin_files import AUTOREPLY, UnixUser, VirtualminFiles, read
 
@@ -78,6 +86,7 @@ class _Converter:
         self.users: dict[str, _Box] = {}  # Unix name -> mailbox
         self.logins: dict[str, str] = {}  # login -> Unix name
         self.homes: dict[str, dict[str, object]] = {}
+        self.no_quota: dict[str, list[str]] = {}  # domain -> users without a disk quota
 
     def warn(self, domain: str | None, text: str) -> None:
         self.out.warn(domain, text)
@@ -138,6 +147,10 @@ class _Converter:
                 owner = dom.top and user.name == rec.get("user")
                 if mine or owner:
                     self.mailbox(dom, user, owner)
+            if dom.name in self.no_quota:
+                self.warn(dom.name, f"no disk quota in Virtualmin for "
+                          f"{', '.join(self.no_quota[dom.name])}: mailstate's default quota "
+                          "(3G, or `defaults.quota` in mailstate.yaml) applies to them")
 
     def _own_local(self, dom: _Dom, name: str, owner: bool) -> str:
         """Virtualmin's address of a user: the name without the domain's prefix or @domain."""
@@ -188,8 +201,7 @@ class _Converter:
         if quota:
             data["quota"] = format_size(_quota(quota))
         else:
-            self.warn(dom.name, f"{where} has no disk quota in Virtualmin; mailstate's default "
-                      "(3G, or `defaults.quota`) applies")
+            self.no_quota.setdefault(dom.name, []).append(user.name)
         if user.home not in self.vm.maildirs:
             self.warn(dom.name, f"{where}: no Maildir in {user.home} yet (Dovecot makes one)")
         for f in (".procmailrc", ".forward"):
@@ -308,15 +320,17 @@ class _Converter:
                     self.warn(dom.name, f"{where}: delivers nowhere mailstate can express; "
                               "the mailbox keeps its mail")
                 continue
-            if (len(tokens) == 1 and users and users[0] in dom.boxes and local):
+            if (len(tokens) == 1 and users and users[0] in dom.boxes and local
+                    and local not in ROLE_ALIASES):
                 extra.setdefault(users[0], []).append(local)
                 continue
+            before = len(self.out.warnings)
             to, replies, _ = self.targets(dom, tokens, where)
             if replies:
                 self.warn(dom.name, f"{where}: the autoreply of an alias is not carried "
                           "(mailstate's vacations belong to mailboxes)")
             if not to:
-                if not replies:
+                if len(self.out.warnings) == before:
                     self.warn(dom.name, f"{where}: no target mailstate can carry; not imported")
                 continue
             short = [t.removesuffix(f"@{dom.name}") if t.endswith(f"@{dom.name}") else t
@@ -332,7 +346,9 @@ class _Converter:
             data["catch_all"] = catch_all
         admin = self.users.get(self._owner(dom))
         for role in ROLE_ALIASES:
-            if role not in roles and f"{role}@{dom.name}" not in boxes and admin:
+            if role not in roles and catch_all:
+                roles[role] = list(catch_all)  # as on Virtualmin: the catch-all received it
+            elif role not in roles and f"{role}@{dom.name}" not in boxes and admin:
                 self.warn(dom.name, f"{role}@{dom.name} did not exist in Virtualmin; "
                           f"mailstate makes it, for {admin.own}")
         if admin and roles:
@@ -350,6 +366,11 @@ class _Converter:
                 box.data["primary_address"] = False
             if locals_:
                 box.data["addresses"] = locals_
+                if ("forward" in box.data or "vacation" in box.data) and extra.get(
+                        box.user.name):
+                    self.warn(dom.name, f"mailbox {box.user.name}: on Virtualmin its forward "
+                              f"and autoreply were on {box.own} only; in mailstate they also "
+                              f"apply to {', '.join(sorted(set(extra[box.user.name])))}")
             box.data["welcome"] = False
             mailboxes[box.login] = box.data
         data["mailboxes"] = mailboxes
@@ -379,7 +400,7 @@ class _Converter:
             self.warn(dom.name, w)
         if made.vacation is not None:
             if "interval" in made.vacation:
-                made.vacation["interval"] = f"{made.vacation['interval']}s"
+                made.vacation["interval"] = format_duration(int(made.vacation["interval"]))
             box.data["vacation"] = made.vacation
 
     # -- greylisting --------------------------------------------------------------------
