@@ -87,6 +87,7 @@ class _Converter:
         self.logins: dict[str, str] = {}  # login -> Unix name
         self.homes: dict[str, dict[str, object]] = {}
         self.no_quota: dict[str, list[str]] = {}  # domain -> users without a disk quota
+        self.via_user: list[tuple[str, str, _Box]] = []  # aliases that named a Unix user
 
     def warn(self, domain: str | None, text: str) -> None:
         self.out.warn(domain, text)
@@ -281,6 +282,7 @@ class _Converter:
                 copy = True
             elif kind == "user" and value in self.users:
                 out.append(self.users[value].own)
+                self.via_user.append((dom.name, where, self.users[value]))
             elif kind == "address":
                 try:
                     out.append(check_address(value))
@@ -504,6 +506,11 @@ class _Converter:
                 data["greylisting"] = False
             data.update(self.addresses(dom))
             self.out.domains[name] = data
+        for domain, where, box in self.via_user:
+            if "forward" in box.data:
+                self.warn(domain, f"{where}: on Virtualmin this went into {box.user.name}'s "
+                          f"mailbox only; in mailstate it goes to {box.own}, whose forward "
+                          "applies too")
         plans, accounts = self.accounts()
         server: dict[str, object] = {}
         if self.target:

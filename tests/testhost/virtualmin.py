@@ -52,10 +52,10 @@ def _hash(user: User) -> str:
     if user.scheme == "md5":
         return md5_crypt.hash(user.password)
     if user.scheme == "yescrypt":
-        return yescrypt(user.password) or sha512_crypt.hash(user.password, rounds=5000)
+        return yescrypt(user.password) or sha512_crypt.using(rounds=5000).hash(user.password)
     if user.scheme == "locked":
-        return "!" + sha512_crypt.hash(user.password, rounds=5000)
-    return sha512_crypt.hash(user.password, rounds=5000)
+        return "!" + sha512_crypt.using(rounds=5000).hash(user.password)
+    return sha512_crypt.using(rounds=5000).hash(user.password)
 
 
 M, B = UID, UID + 100  # the two customers' group ids
