@@ -24,6 +24,7 @@ awk -F: '$3 >= 1000 && $6 ~ /^\// { print substr($6, 2) }' etc/passwd 2>/dev/nul
     for f in etc/webmin/virtual-server/domains/* etc/webmin/virtual-server/plans/* \
              etc/postfix/virtual etc/aliases etc/passwd etc/shadow etc/group \
              etc/postgrey/whitelist_recipients etc/postgrey/whitelist_recipients.local \
+             etc/postgrey/whitelist_clients.local \
              etc/default/postgrey etc/postfix/main.cf; do
         [ -f "$f" ] && printf '%s\n' "$f"
     done

@@ -24,6 +24,7 @@ from ..transport.base import Transport
 from ..values import (
     MIB,
     check_address,
+    check_client,
     check_domain,
     check_login,
     check_name,
@@ -433,6 +434,18 @@ class _Converter:
                               "rewrites this file with hosted domains and addresses only)")
         if recipients:
             server["whitelist_recipients"] = sorted(set(recipients))
+        clients = []
+        path = "/etc/postgrey/whitelist_clients.local"
+        for number, line in enumerate(self.vm.text(path).splitlines(), 1):
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                try:
+                    clients.append(check_client(entry))
+                except ValueError:
+                    self.warn(None, f"{path}:{number}: {entry} is not carried (mailstate "
+                              "writes IP addresses, networks and host names only)")
+        if clients:
+            server["whitelist_clients"] = sorted(set(clients))
         return server, off
 
     # -- plans and accounts -------------------------------------------------------------

@@ -16,10 +16,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from passlib.hash import md5_crypt, sha512_crypt
+
+from .files import run
+from .host import TestHost
 
 UID = 20001  # first uid/gid of the fixture's users; far from the machine's own
 
@@ -178,6 +183,13 @@ EXPECTED: dict[str, set[str]] = {
     "kees@bakkerij.nl": {"kees"},
     "whoever@bakkerij.nl": {"anna@bakkerij.be"},
 }
+# Where mailstate cannot do what Virtualmin did, and the import says so: in mailstate a
+# mailbox's forward applies to all its addresses, on Virtualmin to its own address only.
+CHANGED_BY_MAILSTATE: dict[str, set[str]] = {
+    "info@monsite.be": {"jan.monsite", "jan@example.org"},
+    "info@monsite.com": {"jan.monsite", "jan@example.org"},
+    "sales@monsite.be": {"jan.monsite", "jan@example.org", "extern@example.org"},
+}
 OLD_MESSAGES = {u.name: f"<old-{u.uid}@virtualmin.test>" for u in USERS}
 
 
@@ -200,9 +212,10 @@ def _append(path: Path, lines: list[str], mode: int = 0o644) -> None:
     _write(path, old + "".join(line + "\n" for line in lines), mode)
 
 
-def build(root: Path, owners: bool = False) -> None:
+def build(root: Path, owners: bool = False, whitelist_client: str | None = None) -> None:
     """Write the fixture under `root`. With `owners`, homes are chowned to their users
-    (as root, on a test host whose passwd is its own)."""
+    (as root, on a test host whose passwd is its own). `whitelist_client` goes into
+    postgrey's client whitelist (the test runner's address)."""
     base = root / "etc/webmin/virtual-server"
     for rid, rec in DOMAINS.items():
         _write(base / "domains" / rid, "".join(f"{k}={v}\n" for k, v in rec.items()), 0o600)
@@ -217,6 +230,8 @@ def build(root: Path, owners: bool = False) -> None:
             0o640)
     _append(root / "etc/group", [f"{g}:x:{gid}:" for g, gid in groups.items()])
     _append(root / "etc/postgrey/whitelist_recipients", ["postmaster@", "bakkerij.be"])
+    if whitelist_client:
+        _append(root / "etc/postgrey/whitelist_clients.local", [whitelist_client])
     _write(root / "etc/default/postgrey", 'POSTGREY_OPTS="--inet=10023 --delay=60 '
            '--auto-whitelist-clients=0"\n')
     for user in USERS:
@@ -236,3 +251,43 @@ def build(root: Path, owners: bool = False) -> None:
         for path in (AUTOREPLY_FILE, "/home/monsite/homes/piet/.procmailrc"):
             owner = BY_NAME["monsite" if "autoreply" in path else "piet.monsite"]
             os.chown(root / path.lstrip("/"), owner.uid, owner.gid)
+
+
+# Postfix as Virtualmin sets it up: addresses through /etc/postfix/virtual to Unix users,
+# delivered by local(8) into ~/Maildir/, postgrey asked for every recipient.
+VIRTUALMIN_MAIN_CF = """
+# --- as Virtualmin configures Postfix
+mydestination = $myhostname, localhost
+virtual_alias_maps = hash:/etc/postfix/virtual
+home_mailbox = Maildir/
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
+    check_policy_service inet:127.0.0.1:10023
+"""
+# Private to the host, so that the fixture's Unix users never reach the machine's own files.
+PRIVATE = ("/etc/passwd", "/etc/shadow", "/etc/group", "/home")
+
+
+class VirtualminHost(TestHost):
+    """A test host laid out as Virtualmin leaves a server (see ``build``).
+
+    Its passwd, shadow, group and /home are private copies, bind-mounted like the base host's
+    other private files: the fixture's users exist inside the host only.
+    """
+
+    def _launch(self) -> None:
+        base = self._need(self.base)
+        root = base / "root"
+        for path in PRIVATE[:3]:
+            shutil.copy2(path, root / path.lstrip("/"))
+        (root / "home").mkdir(mode=0o755)
+        build(root, owners=True, whitelist_client=self.runner_ip)
+        main_cf = root / "etc/postfix/main.cf"
+        main_cf.write_text(main_cf.read_text() + VIRTUALMIN_MAIN_CF)
+        old = time.time() - 60
+        os.utime(main_cf, (old, old))
+        bare = base / "postalias-conf"  # made by files.prepare; see there why
+        run("postalias", "-c", bare, f"hash:{root}/etc/aliases")
+        run("postmap", "-c", bare, f"hash:{root}/etc/postfix/virtual")
+        with open(base / "mounts", "a") as mounts:
+            mounts.write("".join(f"{p} {p}\n" for p in PRIVATE))
+        super()._launch()
