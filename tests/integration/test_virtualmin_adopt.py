@@ -74,7 +74,8 @@ def adoption(vhost: TestHost, tmp_path_factory: pytest.TempPathFactory) -> Adopt
     imported = run_cli("import", "--from", "virtualmin", "--target", f"ssh://root@{host.ip}",
                        "--known-hosts", str(host.known_hosts_path), "--identity",
                        str(host.key_path), "--server", HOST_NAME, "--out", str(repo))
-    assert imported.code == 0, imported
+    assert imported.code == 0 and "mailbox(es)" in imported.stdout, imported
+    print(imported)
     yaml = YAML()
     config = yaml.load((repo / "mailstate.yaml").read_text())
     config["servers"][HOST_NAME]["commands"] = {  # the test host has no systemd
@@ -106,7 +107,7 @@ def test_every_address_delivers_where_it_did(adoption: Adoption) -> None:
             if place in vm.BY_NAME:
                 _wait_maildir(host, vm.BY_NAME[place], subject)
             elif place == "reply":
-                wait_sink(host, sender, subject, timeout=30)
+                assert wait_sink(host, sender, "Out of office", timeout=30).mail_from == ""
             else:
                 wait_sink(host, place, subject, timeout=30)
 

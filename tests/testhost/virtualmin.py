@@ -13,6 +13,7 @@ it still delivers there.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -264,15 +265,26 @@ smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
     check_policy_service inet:127.0.0.1:10023
 """
 # Private to the host, so that the fixture's Unix users never reach the machine's own files.
-PRIVATE = ("/etc/passwd", "/etc/shadow", "/etc/group", "/home")
+PRIVATE = ("/etc/passwd", "/etc/shadow", "/etc/group", "/home", "/etc/webmin")
+WEBMIN = Path("/etc/webmin")  # a bind mount needs a mount point: made, and removed after
 
 
 class VirtualminHost(TestHost):
     """A test host laid out as Virtualmin leaves a server (see ``build``).
 
-    Its passwd, shadow, group and /home are private copies, bind-mounted like the base host's
-    other private files: the fixture's users exist inside the host only.
+    Its passwd, shadow, group, /home and /etc/webmin are private copies, bind-mounted like
+    the base host's other private files: the fixture's users exist inside the host only. A
+    machine without Webmin gets an empty /etc/webmin as mount point while the host runs.
     """
+
+    made_mount_point = False
+
+    def stop(self) -> None:
+        super().stop()
+        if self.made_mount_point:
+            with contextlib.suppress(OSError):
+                WEBMIN.rmdir()  # only if still empty
+            self.made_mount_point = False
 
     def _launch(self) -> None:
         base = self._need(self.base)
@@ -280,9 +292,14 @@ class VirtualminHost(TestHost):
         for path in PRIVATE[:3]:
             shutil.copy2(path, root / path.lstrip("/"))
         (root / "home").mkdir(mode=0o755)
+        if not WEBMIN.exists():
+            WEBMIN.mkdir(mode=0o755)
+            self.made_mount_point = True
         build(root, owners=True, whitelist_client=self.runner_ip)
         main_cf = root / "etc/postfix/main.cf"
-        main_cf.write_text(main_cf.read_text() + VIRTUALMIN_MAIN_CF)
+        stock = [line for line in main_cf.read_text().splitlines(keepends=True)
+                 if not line.startswith("mydestination")]
+        main_cf.write_text("".join(stock) + VIRTUALMIN_MAIN_CF)
         old = time.time() - 60
         os.utime(main_cf, (old, old))
         bare = base / "postalias-conf"  # made by files.prepare; see there why
