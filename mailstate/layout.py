@@ -45,7 +45,7 @@ class KeptHome(BaseModel):
     home: ServerPath = Field(description="the home directory; mail is in home/Maildir")
     uid: int = Field(ge=1000, le=2**31 - 1, description="owner of the Maildir (not a system "
                      "account: at least 1000)")
-    gid: int = Field(ge=1000, le=2**31 - 1)
+    gid: int = Field(ge=1000, le=2**31 - 1, description="group of the Maildir (at least 1000)")
 
 
 class Layout(BaseModel):
