@@ -73,6 +73,13 @@ class _Dom:
     entries: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # local -> dests
 
 
+def _some(names: list[str], total: int) -> str:
+    """'a, b' or, for all of many, 'all 100 mailboxes'."""
+    if len(names) == total and total > 3:
+        return f"all {total} mailboxes"
+    return ", ".join(names)
+
+
 def _quota(nbytes: int) -> int:
     return -(-nbytes // MIB) * MIB  # whole MiB, rounded up
 
@@ -88,6 +95,7 @@ class _Converter:
         self.logins: dict[str, str] = {}  # login -> Unix name
         self.homes: dict[str, dict[str, object]] = {}
         self.no_quota: dict[str, list[str]] = {}  # domain -> users without a disk quota
+        self.no_maildir: dict[str, list[str]] = {}  # domain -> users without a Maildir yet
         self.via_user: list[tuple[str, str, _Box]] = []  # aliases that named a Unix user
 
     def warn(self, domain: str | None, text: str) -> None:
@@ -151,8 +159,12 @@ class _Converter:
                     self.mailbox(dom, user, owner)
             if dom.name in self.no_quota:
                 self.warn(dom.name, f"no disk quota in Virtualmin for "
-                          f"{', '.join(self.no_quota[dom.name])}: mailstate's default quota "
-                          "(3G, or `defaults.quota` in mailstate.yaml) applies to them")
+                          f"{_some(self.no_quota[dom.name], len(dom.boxes))}: mailstate's "
+                          "default quota (3G, or `defaults.quota` in mailstate.yaml) applies")
+            if dom.name in self.no_maildir:
+                self.warn(dom.name, f"no Maildir yet for "
+                          f"{_some(self.no_maildir[dom.name], len(dom.boxes))} (Dovecot makes "
+                          "it at the first delivery)")
 
     def _own_local(self, dom: _Dom, name: str, owner: bool) -> str:
         """Virtualmin's address of a user: the name without the domain's prefix or @domain."""
@@ -205,7 +217,7 @@ class _Converter:
         else:
             self.no_quota.setdefault(dom.name, []).append(user.name)
         if user.home not in self.vm.maildirs:
-            self.warn(dom.name, f"{where}: no Maildir in {user.home} yet (Dovecot makes one)")
+            self.no_maildir.setdefault(dom.name, []).append(user.name)
         for f in (".procmailrc", ".forward"):
             if f"{user.home}/{f}" in self.vm.files:
                 self.warn(dom.name, f"{where}: {user.home}/{f} is not carried (mailstate "
@@ -348,12 +360,15 @@ class _Converter:
         if catch_all:
             data["catch_all"] = catch_all
         admin = self.users.get(self._owner(dom))
+        made = []
         for role in ROLE_ALIASES:
             if role not in roles and catch_all:
                 roles[role] = list(catch_all)  # as on Virtualmin: the catch-all received it
             elif role not in roles and f"{role}@{dom.name}" not in boxes and admin:
-                self.warn(dom.name, f"{role}@{dom.name} did not exist in Virtualmin; "
-                          f"mailstate makes it, for {admin.own}")
+                made.append(f"{role}@")
+        if made:
+            self.warn(dom.name, f"{', '.join(made)} did not exist in Virtualmin; mailstate "
+                      f"makes {'it' if len(made) == 1 else 'them'}, for {admin.own}")
         if admin and roles:
             roles = {r: t for r, t in roles.items() if t != [admin.own.removesuffix(
                 f"@{dom.name}")] and t != [admin.own]}
