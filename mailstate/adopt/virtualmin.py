@@ -282,9 +282,10 @@ class _Converter:
         if copy and same:
             return  # copy mode: the same line as the domain's, folded back
         shown = f"{local}@{alias}" if local else f"@{alias}"
+        how = "differs from" if dom_entry is not None else "has no counterpart in"
         self.warn(dom.name, f"/etc/postfix/virtual:{number}: {shown} -> {', '.join(dests)} "
-                  f"differs from {dom.name}'s own line; as a domain alias, {alias} now "
-                  f"receives exactly what {dom.name} receives")
+                  f"{how} {dom.name}'s lines; as a domain alias, {alias} now receives exactly "
+                  f"what {dom.name} receives")
 
     def targets(self, dom: _Dom, tokens: list[tuple[str, str]], where: str,
                 skip_user: str | None = None) -> tuple[list[str], list[str], bool]:

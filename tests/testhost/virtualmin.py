@@ -76,6 +76,9 @@ USERS = [
          "yescrypt"),
     User("oud.monsite", M + 4, M, "Locked user", "/home/monsite/homes/oud", "Oud-pass1",
          "locked"),
+    # a sub-server of the same customer: its users live under the sub-server's home
+    User("marie.monsiteeu", M + 5, M, "Marie", "/home/monsite/domains/monsite.eu/homes/marie",
+         "Marie-pass1", "sha512"),
     # customer 2: bakker, names in the user@domain and plain styles
     User("bakker", B, B, "Bakkerij Peeters", "/home/bakker", "Bakker-pass1", "sha512"),
     User("anna@bakkerij.be", B + 1, B, "Anna", "/home/bakker/homes/anna", "Anna-pass1",
@@ -95,6 +98,9 @@ DOMAINS = {
             "uid": str(M), "gid": str(M), "home": "/home/monsite/domains/monsite.com",
             "prefix": "monsite", "mail": "1", "alias": "101", "parent": "101",
             "aliascopy": "1"},
+    "103": {"id": "103", "dom": "monsite.eu", "user": "monsite", "group": "monsite",
+            "uid": str(M), "gid": str(M), "home": "/home/monsite/domains/monsite.eu",
+            "prefix": "monsiteeu", "mail": "1", "parent": "101"},
     "201": {"id": "201", "dom": "bakkerij.be", "user": "bakker", "group": "bakker",
             "uid": str(B), "gid": str(B), "ugid": str(B), "home": "/home/bakker",
             "prefix": "bakkerij", "mail": "1", "plan": "2",
@@ -152,6 +158,7 @@ def virtual_lines() -> list[str]:
     out += [f"{local}@monsite.be\t{dest}" for local, dest in _MONSITE]
     out += ["monsite.com\tmonsite.com"]
     out += [f"{local}@monsite.com\t{dest}" for local, dest in _MONSITE]  # copy mode
+    out += ["monsite.eu\tmonsite.eu", "marie@monsite.eu\tmarie.monsiteeu"]
     out += [
         "bakkerij.be\tbakkerij.be",
         "bakker@bakkerij.be\tbakker",
@@ -177,6 +184,7 @@ EXPECTED: dict[str, set[str]] = {
     "postmaster@monsite.be": {"monsite"},
     "info@monsite.com": {"jan.monsite"},
     "piet@monsite.com": {"piet@example.org"},
+    "marie@monsite.eu": {"marie.monsiteeu"},
     "bakker@bakkerij.be": {"bakker"},
     "anna@bakkerij.be": {"anna@bakkerij.be"},
     "kees@bakkerij.be": {"kees"},

@@ -73,7 +73,7 @@ def test_logins_passwords_and_homes_are_kept(server: LocalServer,
              .splitlines() if not line.startswith("#")]
     by_login = {f[0]: f for f in lines}
     assert set(by_login) == {"monsite", "jan.monsite", "piet.monsite", "els.monsite", "bakker",
-                             "anna", "kees"}  # oud.monsite is locked: warned, not imported
+                             "anna", "kees", "marie.monsiteeu"}  # oud.monsite: locked
     for user in vm.USERS:
         if user.name == "oud.monsite":
             continue
@@ -148,6 +148,9 @@ def test_domain_files_say_what_virtualmin_had(adopted: tuple[Path, str]) -> None
     assert all(b["welcome"] is False for b in boxes.values())
     assert monsite["aliases"] == {"frederic": ["frederic@example.org"],
                                   "sales": ["extern@example.org", "jan"]}
+    eu = _load(out / "domains/monsite.eu.yaml")  # a sub-server: same account, same admin
+    assert (eu["account"], eu["admin"]) == ("monsite", "monsite")
+    assert list(eu["mailboxes"]) == ["marie.monsiteeu"]
     bakkerij = _load(out / "domains/bakkerij.be.yaml")
     assert bakkerij["domain_aliases"] == ["bakkerij.nl"]  # catch-all mode
     assert bakkerij["catch_all"] == ["anna"]
@@ -202,3 +205,13 @@ def test_quota_and_alias_values_are_read_as_virtualmin_writes_them() -> None:
     assert parse_repquota(report) == {20002: 204800 * 1024}
     assert split_values('\\jan, "|/etc/webmin/virtual-server/autoreply.pl /f jan", x@y.be') \
         == ["\\jan", "|/etc/webmin/virtual-server/autoreply.pl /f jan", "x@y.be"]
+
+
+def test_a_copy_mode_line_that_differs_is_said(server: LocalServer) -> None:
+    vm.build(server.root)
+    with (server.root / "etc/postfix/virtual").open("a") as f:
+        f.write("only@monsite.com\tfrederic@example.org\n")
+    result = server.cli("import", "--from", "virtualmin", "--out", str(server.work / "a"))
+    assert result.exit_code == 0
+    assert ("only@monsite.com -> frederic@example.org has no counterpart in monsite.be's"
+            in result.output)
