@@ -31,7 +31,7 @@ from ..values import (
     format_duration,
     format_size,
 )
-from . import autoreply
+from . import autoreply, yamlout
 from .virtualmin_files import AUTOREPLY, UnixUser, VirtualminFiles, read
 
 _PLAN_NAME = re.compile(r"[^a-z0-9]+")
@@ -556,50 +556,28 @@ def convert(vm: VirtualminFiles, server: str, target: str | None = None) -> Impo
     return _Converter(vm, server, target).run()
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.default_flow_style = False
-    yaml.width = 100
-    return yaml
-
-
 def _comment(lines: list[str]) -> str:
     return "".join(f"# {line}\n" for text in lines for line in text.splitlines())
 
 
 def write(imported: Imported, out: Path, source: str) -> list[Path]:
     """Write ``out/mailstate.yaml`` and ``out/domains/<domain>.yaml``; returns the paths."""
-    import io
-
-    from ruamel.yaml.scalarstring import LiteralScalarString
-
-    yaml = _yaml()
     (out / "domains").mkdir(parents=True, exist_ok=True)
-    written = []
-    general = [w for w in imported.warnings if not any(
-        w.startswith(f"{d}: ") for d in imported.notes)]
-    buffer = io.StringIO()
-    buffer.write(_comment([f"Imported by `mailstate import --from virtualmin` from {source}."]
-                          + (["Not carried (see the domain files for the rest):", *general]
-                             if general else [])))
-    yaml.dump(imported.config, buffer)
-    (out / "mailstate.yaml").write_text(buffer.getvalue())
-    written.append(out / "mailstate.yaml")
+    general = [w for w in imported.warnings if w.partition(": ")[0] not in imported.notes]
+    header = f"Imported by `mailstate import --from virtualmin` from {source}."
+    config = dict(imported.config)
+    for server in config["servers"].values():  # type: ignore[union-attr]
+        homes = server["layout"]["homes"]
+        server["layout"]["homes"] = {k: yamlout.Flow(v) for k, v in homes.items()}
+    text = _comment([header, *(["Not carried (see the domain files for the rest):", *general]
+                               if general else [])]) + yamlout.dump(config)
+    (out / "mailstate.yaml").write_text(text)
+    written = [out / "mailstate.yaml"]
     for name, data in sorted(imported.domains.items()):
-        for box in data.get("mailboxes", {}).values():  # type: ignore[union-attr]
-            vacation = box.get("vacation")
-            if vacation and "\n" in vacation["message"].rstrip("\n"):
-                vacation["message"] = LiteralScalarString(vacation["message"])
-        buffer = io.StringIO()
         notes = imported.notes.get(name, [])
-        buffer.write(_comment([f"Imported by `mailstate import --from virtualmin` from "
-                               f"{source}."] + (["Not carried, or changed:", *notes]
-                                                if notes else [])))
-        yaml.dump(data, buffer)
+        text = _comment([header, *(["Not carried, or changed:", *notes] if notes else [])])
         path = out / "domains" / f"{name}.yaml"
-        path.write_text(buffer.getvalue())
+        path.write_text(text + yamlout.dump(data))
         written.append(path)
     return written
 
