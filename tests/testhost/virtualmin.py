@@ -19,6 +19,7 @@ import ctypes.util
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,6 +288,12 @@ class VirtualminHost(TestHost):
 
     made_mount_point = False
 
+    def __init__(self, name: str = "vmin", domain: str = "test",
+                 builder: Callable[[Path], None] | None = None) -> None:
+        """`builder(root)` writes the Virtualmin server (default: ``build``, owners set)."""
+        super().__init__(name, domain)
+        self.builder = builder
+
     def stop(self) -> None:
         super().stop()
         if self.made_mount_point:
@@ -303,7 +310,10 @@ class VirtualminHost(TestHost):
         if not WEBMIN.exists():
             WEBMIN.mkdir(mode=0o755)
             self.made_mount_point = True
-        build(root, owners=True, whitelist_client=self.runner_ip)
+        if self.builder is None:
+            build(root, owners=True, whitelist_client=self.runner_ip)
+        else:
+            self.builder(root)
         main_cf = root / "etc/postfix/main.cf"
         stock = [line for line in main_cf.read_text().splitlines(keepends=True)
                  if not line.startswith("mydestination")]
