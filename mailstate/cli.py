@@ -349,7 +349,7 @@ def import_cmd(target, server_name, account, out, known_hosts, identity, source)
     if source == "virtualmin":
         from .adopt.cli import import_virtualmin
 
-        sys.exit(import_virtualmin(target, server_name, out, known_hosts, identity))
+        sys.exit(import_virtualmin(target, server_name, account, out, known_hosts, identity))
     from .manager import Invalid, UsageError, import_server
     from .transport.base import TransportError
 

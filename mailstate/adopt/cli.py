@@ -11,16 +11,20 @@ from ..reconcile import open_transport
 from ..schema import Server
 from ..transport.base import TransportError
 from ..values import check_login
-from .virtualmin import import_server, write
+from .output import write
+from .virtualmin import import_server
 
 
-def import_virtualmin(target: str | None, server: str, out: Path, known_hosts: str | None,
-                      identity: str | None) -> int:
+def import_virtualmin(target: str | None, server: str, account: str | None, out: Path,
+                      known_hosts: str | None, identity: str | None) -> int:
     """Read, convert, write; returns the exit code."""
     def fail(text: str) -> int:
         click.secho(f"error: {text}", fg="red", err=True)
         return 1
 
+    if account:
+        return fail("--account does not go with --from virtualmin: each Virtualmin owner "
+                    "becomes its own account")
     try:
         check_login(server)
     except ValueError as exc:

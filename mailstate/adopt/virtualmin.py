@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..passwords import from_shadow
 from ..schema import ROLE_ALIASES
@@ -24,34 +23,18 @@ from ..transport.base import Transport
 from ..values import (
     MIB,
     check_address,
-    check_client,
     check_domain,
     check_login,
     check_name,
     format_duration,
     format_size,
 )
-from . import autoreply, yamlout
+from . import autoreply
+from .output import Imported
 from .virtualmin_files import AUTOREPLY, UnixUser, VirtualminFiles, read
+from .virtualmin_greylisting import greylisting
 
 _PLAN_NAME = re.compile(r"[^a-z0-9]+")
-_OPTS = re.compile(r"--(delay|max-age|auto-whitelist-clients)[= ](\d+)")
-POSTGREY_DEBIAN_DELAY = 300  # postgrey's own default, when /etc/default/postgrey says nothing
-
-
-@dataclass
-class Imported:
-    """What an import writes: mailstate.yaml, domain files, and what could not be carried."""
-
-    config: dict[str, object]
-    domains: dict[str, dict[str, object]]  # domain -> domain file mapping
-    notes: dict[str, list[str]] = field(default_factory=dict)  # domain -> comment lines
-    warnings: list[str] = field(default_factory=list)
-
-    def warn(self, domain: str | None, text: str) -> None:
-        self.warnings.append(f"{domain}: {text}" if domain else text)
-        if domain:
-            self.notes.setdefault(domain, []).append(text)
 
 
 @dataclass
@@ -422,48 +405,6 @@ class _Converter:
                 made.vacation["interval"] = format_duration(int(made.vacation["interval"]))
             box.data["vacation"] = made.vacation
 
-    # -- greylisting --------------------------------------------------------------------
-    def greylisting(self) -> tuple[dict[str, object], set[str]]:
-        restrictions = self.vm.postconf.get("smtpd_recipient_restrictions", "")
-        server: dict[str, object] = {"enabled": "check_policy_service" in restrictions}
-        opts = dict(_OPTS.findall(self.vm.text("/etc/default/postgrey")))
-        server["delay"] = f"{opts.get('delay', POSTGREY_DEBIAN_DELAY)}s"
-        if "max-age" in opts:
-            server["max_age"] = f"{max(int(opts['max-age']), 1)}d"
-        if "auto-whitelist-clients" in opts:
-            server["auto_whitelist_clients"] = int(opts["auto-whitelist-clients"])
-        off: set[str] = set()
-        recipients: list[str] = []
-        for path in ("/etc/postgrey/whitelist_recipients",
-                     "/etc/postgrey/whitelist_recipients.local"):
-            for number, line in enumerate(self.vm.text(path).splitlines(), 1):
-                entry = line.strip().lower()
-                if not entry or entry.startswith("#"):
-                    continue
-                domain = self.alias_of.get(entry, (entry, False))[0]
-                if domain in self.doms:
-                    off.add(domain)
-                elif "@" in entry and entry.rpartition("@")[2] in {*self.doms, *self.alias_of}:
-                    recipients.append(check_address(entry))
-                elif path.endswith(".local"):
-                    self.warn(None, f"{path}:{number}: {entry} is not carried (mailstate "
-                              "rewrites this file with hosted domains and addresses only)")
-        if recipients:
-            server["whitelist_recipients"] = sorted(set(recipients))
-        clients = []
-        path = "/etc/postgrey/whitelist_clients.local"
-        for number, line in enumerate(self.vm.text(path).splitlines(), 1):
-            entry = line.strip()
-            if entry and not entry.startswith("#"):
-                try:
-                    clients.append(check_client(entry))
-                except ValueError:
-                    self.warn(None, f"{path}:{number}: {entry} is not carried (mailstate "
-                              "writes IP addresses, networks and host names only)")
-        if clients:
-            server["whitelist_clients"] = sorted(set(clients))
-        return server, off
-
     # -- plans and accounts -------------------------------------------------------------
     def accounts(self) -> tuple[dict[str, object], dict[str, object]]:
         plans: dict[str, dict[str, object]] = {}
@@ -521,7 +462,7 @@ class _Converter:
         self.domains()
         self.mailboxes()
         self.collect()
-        grey, off = self.greylisting()
+        grey, off = greylisting(self.vm, set(self.doms), self.alias_of, self.warn)
         for name, dom in sorted(self.doms.items()):
             data: dict[str, object] = {"domain": name, "account": dom.account,
                                        "server": self.server}
@@ -554,32 +495,6 @@ class _Converter:
 def convert(vm: VirtualminFiles, server: str, target: str | None = None) -> Imported:
     """Virtualmin's records -> mailstate.yaml and domain files, with warnings."""
     return _Converter(vm, server, target).run()
-
-
-def _comment(lines: list[str]) -> str:
-    return "".join(f"# {line}\n" for text in lines for line in text.splitlines())
-
-
-def write(imported: Imported, out: Path, source: str) -> list[Path]:
-    """Write ``out/mailstate.yaml`` and ``out/domains/<domain>.yaml``; returns the paths."""
-    (out / "domains").mkdir(parents=True, exist_ok=True)
-    general = [w for w in imported.warnings if w.partition(": ")[0] not in imported.notes]
-    header = f"Imported by `mailstate import --from virtualmin` from {source}."
-    config = dict(imported.config)
-    for server in config["servers"].values():  # type: ignore[union-attr]
-        homes = server["layout"]["homes"]
-        server["layout"]["homes"] = {k: yamlout.Flow(v) for k, v in homes.items()}
-    text = _comment([header, *(["Not carried (see the domain files for the rest):", *general]
-                               if general else [])]) + yamlout.dump(config)
-    (out / "mailstate.yaml").write_text(text)
-    written = [out / "mailstate.yaml"]
-    for name, data in sorted(imported.domains.items()):
-        notes = imported.notes.get(name, [])
-        text = _comment([header, *(["Not carried, or changed:", *notes] if notes else [])])
-        path = out / "domains" / f"{name}.yaml"
-        path.write_text(text + yamlout.dump(data))
-        written.append(path)
-    return written
 
 
 def import_server(transport: Transport, server: str, target: str | None) -> Imported:

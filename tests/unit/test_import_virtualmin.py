@@ -165,13 +165,18 @@ def test_domain_files_say_what_virtualmin_had(adopted: tuple[Path, str]) -> None
     assert "website-only.be" in (out / "mailstate.yaml").read_text()
 
 
-def test_import_refuses_a_directory_that_is_not_empty(server: LocalServer) -> None:
+def test_import_refuses_a_directory_that_is_not_empty_and_an_account(
+        server: LocalServer) -> None:
     vm.build(server.root)
     out = server.work / "adopted"
     out.mkdir()
     (out / "keep.txt").write_text("x")
     result = server.cli("import", "--from", "virtualmin", "--out", str(out))
     assert result.exit_code == 1 and "not empty" in result.output
+    result = server.cli("import", "--from", "virtualmin", "--account", "x", "--out",
+                        str(server.work / "new"))
+    assert result.exit_code == 1 and "--account" in result.output
+    assert not (server.work / "new").exists()
 
 
 def test_rollback_puts_back_what_virtualmin_had(server: LocalServer,
