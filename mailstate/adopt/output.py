@@ -36,7 +36,7 @@ def _comment(lines: list[str]) -> str:
 def write(imported: Imported, out: Path, source: str) -> list[Path]:
     """Write ``out/mailstate.yaml`` and ``out/domains/<domain>.yaml``; returns the paths."""
     (out / "domains").mkdir(parents=True, exist_ok=True)
-    general = [w for w in imported.warnings if w.partition(": ")[0] not in imported.notes]
+    general = [w for w in imported.warnings if w.partition(": ")[0] not in imported.domains]
     header = f"Imported by `mailstate import --from virtualmin` from {source}."
     config = dict(imported.config)
     for server in config["servers"].values():  # type: ignore[union-attr]
