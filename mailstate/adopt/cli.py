@@ -18,8 +18,10 @@ from .virtualmin import import_server
 def import_virtualmin(target: str | None, server: str, account: str | None, out: Path,
                       known_hosts: str | None, identity: str | None) -> int:
     """Read, convert, write; returns the exit code."""
+    colour = False if "NO_COLOR" in os.environ else None
+
     def fail(text: str) -> int:
-        click.secho(f"error: {text}", fg="red", err=True)
+        click.secho(f"error: {text}", fg="red", err=True, color=colour)
         return 1
 
     if account:
@@ -46,7 +48,7 @@ def import_virtualmin(target: str | None, server: str, account: str | None, out:
         if value:
             server_config[key] = os.path.abspath(value)
     for warning in imported.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
+        click.secho(f"warning: {warning}", fg="yellow", err=True, color=colour)
     for path in write(imported, out, target):
         click.echo(f"wrote {path}")
     boxes = sum(len(d.get("mailboxes", {})) for d in imported.domains.values())  # type: ignore[arg-type]
