@@ -344,8 +344,16 @@ def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbos
               help="directory to write one domain file per domain into")
 @click.option("--known-hosts", help="known_hosts file")
 @click.option("--identity", help="SSH private key file")
-def import_cmd(target, server_name, account, out, known_hosts, identity) -> None:
+@click.option("--from", "source", type=click.Choice(["mailstate", "virtualmin"]),
+              default="mailstate", show_default=True,
+              help="what configured the server: mailstate's own files, or Virtualmin "
+              "(then --out gets mailstate.yaml and domains/)")
+def import_cmd(target, server_name, account, out, known_hosts, identity, source) -> None:
     """Write domain files for what a live server holds (its mailstate-managed files)."""
+    if source == "virtualmin":
+        from .adopt.cli import import_virtualmin
+
+        sys.exit(import_virtualmin(target, server_name, account, out, known_hosts, identity))
     from .manager import Invalid, UsageError, import_server
     from .transport.base import TransportError
 

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from .values import DomainName, Login
+
 MANAGED_HEADER = "managed by mailstate"
 _PATH = re.compile(r"(/[A-Za-z0-9._+-]+)+")
 
@@ -35,6 +37,25 @@ def _queue_path(value: str) -> str:
 
 ServerPath = Annotated[str, AfterValidator(_server_path)]
 QueuePath = Annotated[str, AfterValidator(_queue_path)]
+
+
+class KeptHome(BaseModel):
+    """A mailbox whose mail stays where another tool put it (e.g. Virtualmin's
+    ``/home/<owner>/homes/<user>``), owned by that tool's Unix user.
+
+    It lives in the operator's ``mailstate.yaml``, not in a domain file: a home names a
+    directory with someone's mail, which a customer's file must never be able to choose. It
+    applies only to the login *at this domain*, so that a login removed from one domain and
+    reused in another never reaches the old mail.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    domain: DomainName = Field(description="the domain the mailbox belongs to")
+    home: ServerPath = Field(description="the home directory; mail is in home/Maildir")
+    uid: int = Field(ge=1000, le=2**31 - 1, description="owner of the Maildir (not a system "
+                     "account: at least 1000)")
+    gid: int = Field(ge=1000, le=2**31 - 1, description="group of the Maildir (at least 1000)")
 
 
 class Layout(BaseModel):
@@ -63,6 +84,9 @@ class Layout(BaseModel):
                            description="user id owning the mail")
     vmail_gid: int = Field(default=5000, ge=1, le=2**31 - 1,
                            description="group id owning the mail")
+    homes: dict[Login, KeptHome] = Field(
+        default_factory=dict, description="login -> home kept where another tool made it "
+        "(written by `mailstate import --from virtualmin`)")
     postgrey_inet: str = Field(default="127.0.0.1:10023",
                                pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
                                description="where postgrey listens, HOST:PORT")
@@ -70,6 +94,20 @@ class Layout(BaseModel):
                                    pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
                                    description="Dovecot's LMTP socket, relative to Postfix's queue "
                                    "directory")
+
+
+
+    def home_of(self, login: str, domain: str) -> tuple[str, int, int]:
+        """(home, uid, gid) of a mailbox: a kept home, or vmail_dir/domain/login."""
+        kept = self.homes.get(login)
+        if kept is not None and kept.domain == domain:
+            return kept.home, kept.uid, kept.gid
+        return f"{self.vmail_dir}/{domain}/{login}", self.vmail_uid, self.vmail_gid
+
+    def first_valid_ids(self) -> tuple[int, int]:
+        """Dovecot's first_valid_uid/gid: the lowest owner of any mailbox."""
+        return (min([self.vmail_uid, *(k.uid for k in self.homes.values())]),
+                min([self.vmail_gid, *(k.gid for k in self.homes.values())]))
 
 
 class Facts(BaseModel):

@@ -157,6 +157,9 @@ class _Reader:
         for line in lines.content_lines(self.files.get(self.passwd, b"")):
             e = dovecot.split_passwd(line.text)
             home = e.home[len(prefix):].split("/") if e and e.home.startswith(prefix) else []
+            kept = self.layout.homes.get(e.user) if e else None
+            if kept is not None and e is not None and e.home == kept.home:
+                home = [kept.domain, e.user]  # a home kept where another tool made it
             if e is None or not LOGIN.fullmatch(e.user) or e.user in self.boxes:
                 self.warn(self.passwd, line)
                 continue

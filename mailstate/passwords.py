@@ -2,6 +2,10 @@
 
 Domain files live in git, so they hold hashes only. A value that is not a well-formed hash of
 a supported scheme is refused, with the command that makes one.
+
+Besides the schemes mailstate makes, the crypt(3) schemes found in ``/etc/shadow`` of servers
+that come under mailstate (MD5-CRYPT, SHA256-CRYPT, and yescrypt as Dovecot's ``{CRYPT}``,
+which hands it to the system's libxcrypt) are accepted, so that users keep their passwords.
 """
 
 from __future__ import annotations
@@ -9,9 +13,17 @@ from __future__ import annotations
 import functools
 import re
 
-from passlib.hash import argon2, bcrypt, sha512_crypt
+from passlib.hash import argon2, bcrypt, md5_crypt, sha256_crypt, sha512_crypt
 
-SCHEMES = {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt}
+SCHEMES = {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt,
+           "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt}
+# yescrypt ($y$params$salt$hash, the default of Debian 11 and later): no Python checker, so
+# the shape is checked; Dovecot's CRYPT scheme verifies it through crypt(3).
+# Its cost is in the parameters: only Debian's default ("j9T", login.defs cost 5) is accepted,
+# so that a domain file cannot choose a cost that turns each login into a denial of service.
+_YESCRYPT = re.compile(r"\$y\$j9T\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43}")
+CRYPT_PREFIXES = {"$1$": "MD5-CRYPT", "$5$": "SHA256-CRYPT", "$6$": "SHA512-CRYPT",
+                  "$2a$": "BLF-CRYPT", "$2b$": "BLF-CRYPT", "$2y$": "BLF-CRYPT", "$y$": "CRYPT"}
 DEFAULT_SCHEME = "ARGON2ID"
 HOW_TO = "make one with `mailstate hash-password` and paste its output"
 
@@ -54,6 +66,11 @@ def check_hash(value: object) -> str:
         raise ValueError(f"this looks like a plain-text password, which may not be in git; "
                          f"{HOW_TO}")
     scheme, _, digest = value[1:].partition("}")
+    if scheme == "CRYPT":
+        if not _YESCRYPT.fullmatch(digest):
+            raise ValueError("{CRYPT} is accepted for yescrypt hashes with Debian's default "
+                             f"cost ($y$j9T$...) only, and this one is not; {HOW_TO}")
+        return value
     if scheme.upper() in ("PLAIN", "CLEAR", "CLEARTEXT", "PLAIN-TRUNC"):
         raise ValueError(f"{{{scheme}}} is a plain-text password, which may not be in git; "
                          f"{HOW_TO}")
@@ -93,6 +110,19 @@ def _check_cost(scheme: str, parsed: object) -> None:
             raise ValueError(f"{what} {value:,}{unit} is above the limit of {limit:,}{unit} "
                              "(every login attempt pays it in Dovecot's auth process); "
                              f"{HOW_TO}")
+
+
+def from_shadow(field: str) -> str | None:
+    """A crypt(3) hash from /etc/shadow as a Dovecot '{SCHEME}hash', or None when Dovecot
+    could not check it (DES, a locked '!' or disabled '*' entry, an unknown scheme)."""
+    for prefix, scheme in CRYPT_PREFIXES.items():
+        if field.startswith(prefix):
+            value = f"{{{scheme}}}{field}"
+            try:
+                return check_hash(value)
+            except ValueError:
+                return None
+    return None
 
 
 def verify_password(password: str, value: str) -> bool:

@@ -205,19 +205,19 @@ def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
 
 
 def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[RenderedFile]:
-    users = [
-        (dovecot.field(login(mb.login), "user"), dovecot.password(mb.password),
-         dovecot.field(mb.name, "real name"),
-         dovecot.field(f"{layout.vmail_dir}/{mb.domain}/{mb.login}", "home"),
-         " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts)))
-        for mb in sorted(state.mailboxes().values(), key=lambda m: m.login)
-    ]
+    users = []
+    for mb in sorted(state.mailboxes().values(), key=lambda m: m.login):
+        home, uid, gid = layout.home_of(mb.login, mb.domain)
+        users.append((dovecot.field(login(mb.login), "user"), dovecot.password(mb.password),
+                      uid, gid, dovecot.field(mb.name, "real name"), dovecot.field(home, "home"),
+                      " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts))))
     passwd_path = f"{layout.dovecot_dir}/passwd"
-    passwd = template("passwd.j2", header=lines.header("Dovecot users"), users=users,
-                      uid=layout.vmail_uid, gid=layout.vmail_gid)
+    passwd = template("passwd.j2", header=lines.header("Dovecot users"), users=users)
     name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
+    first_uid, first_gid = layout.first_valid_ids()
     conf = template(name, header=lines.header("virtual mailboxes, quota, LMTP, Sieve"),
-                    layout=layout, passwd=passwd_path)
+                    layout=layout, passwd=passwd_path, first_uid=first_uid,
+                    first_gid=first_gid)
     return [
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
                      group=PASSWD_GROUP),

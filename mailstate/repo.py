@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .load import Document, Issue, Problems, read_yaml, validate
+from .load import MAX_CONFIG_BYTES, Document, Issue, Problems, read_yaml, validate
 from .schema import Config, DomainFile
 
 CONFIG_NAME = "mailstate.yaml"
@@ -60,7 +60,7 @@ def _renamed(issues: list[Issue], path: Path) -> list[Issue]:
 
 def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
     try:
-        doc = read_yaml(path, None)
+        doc = read_yaml(path, None, max_bytes=MAX_CONFIG_BYTES)
     except Problems as exc:
         issues.extend(_renamed(exc.issues, path))
         return Config(), None

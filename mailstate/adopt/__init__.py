@@ -1,0 +1,1 @@
+"""Adopting servers that another tool configured: their files read back into domain files."""
