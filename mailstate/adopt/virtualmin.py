@@ -422,7 +422,10 @@ class _Converter:
             if key in plans and plans[key] != limits:
                 key = f"{key}-{account}"
             plans[key] = limits
-            entry: dict[str, object] = {"plan": key}
+            # The operator's assignment of domains (who owns what lives in mailstate.yaml):
+            # every domain and alias domain Virtualmin gave this account, and nothing else.
+            owned = sorted({d.name for d in mine} | set(aliases))
+            entry: dict[str, object] = {"plan": key, "domains": owned}
             contact = rec.get("emailto") or rec.get("email")
             if contact:
                 try:

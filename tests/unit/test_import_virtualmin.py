@@ -128,8 +128,10 @@ def test_domain_files_say_what_virtualmin_had(adopted: tuple[Path, str]) -> None
     out, output = adopted
     config = _load(out / "mailstate.yaml")
     assert config["accounts"] == {
-        "bakker": {"plan": "small-business", "contact": "bakker@bakkerij.be"},
-        "monsite": {"plan": "recommended", "contact": "owner@monsite.example"}}
+        "bakker": {"plan": "small-business", "domains": ["bakkerij.be", "bakkerij.nl"],
+                   "contact": "bakker@bakkerij.be"},
+        "monsite": {"plan": "recommended", "domains": ["monsite.be", "monsite.com", "monsite.eu"],
+                    "contact": "owner@monsite.example"}}
     assert config["plans"]["recommended"]["mailboxes"] == 10
     assert config["plans"]["recommended"]["domains"] == 5
     grey = config["servers"]["vm1"]["greylisting"]
