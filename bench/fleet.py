@@ -104,7 +104,7 @@ def main() -> None:
                 # can time out on a machine under heavy load; the next apply finishes it
                 code = subprocess.run([sys.executable, "-m", "mailstate", "apply", "-q",
                                        "--auto-approve", "--force"], cwd=repo,
-                                      check=False).returncode
+                                      stdout=subprocess.DEVNULL, check=False).returncode
                 if code == 0:
                     break
                 print(f"first apply, attempt {attempt}: exit {code}; again")
