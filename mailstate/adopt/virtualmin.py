@@ -132,13 +132,19 @@ class _Converter:
 
     # -- mailboxes ----------------------------------------------------------------------
     def mailboxes(self) -> None:
+        by_gid: dict[str, list[UnixUser]] = {}  # the domain's group is the users' primary one
+        for user in sorted(self.vm.users.values(), key=lambda u: u.name):
+            by_gid.setdefault(str(user.gid), []).append(user)
         for dom in self.doms.values():
             rec = dom.record
             gid, home = rec.get("gid", ""), rec.get("home", "")
-            for user in sorted(self.vm.users.values(), key=lambda u: u.name):
-                mine = str(user.gid) == gid and home and user.home.startswith(home + "/homes/")
-                owner = dom.top and user.name == rec.get("user")
-                if mine or owner:
+            owner_user = self.vm.users.get(rec.get("user", "")) if dom.top else None
+            members = by_gid.get(gid, [])
+            if owner_user is not None and owner_user not in members:
+                members = sorted([owner_user, *members], key=lambda u: u.name)
+            for user in members:
+                owner = user is owner_user
+                if owner or (home and user.home.startswith(home + "/homes/")):
                     self.mailbox(dom, user, owner)
             if dom.name in self.no_quota:
                 self.warn(dom.name, f"no disk quota in Virtualmin for "
