@@ -89,6 +89,13 @@ RULES = [
      "light", "", "nobody@monsite.be does not exist"),
     ("role alias overridden to a missing address", {"a": domain(rest="role_aliases:\n  abuse: "
      "[nobody]\n")}, "light", "", "nobody@monsite.be does not exist"),
+    ("vacation from the domain alias", {"a": domain(boxes=box("monsite", extra=(
+     "    vacation: {subject: Away, message: Back soon, from: info@monsite.com}\n")),
+     rest="domain_aliases: [monsite.com]\n")}, "light", "", None),
+    ("vacation from another domain of the account", {"a": domain(boxes=box("monsite", extra=(
+     "    vacation: {subject: Away, message: Back soon, from: info@monsite.eu}\n"))),
+     "b": domain("monsite.eu", "", "admin: monsite\n")}, "recommended", "",
+     "info@monsite.eu is not an address of this domain"),
     ("quota 1M is allowed", {"a": domain(boxes=box("monsite", "1M"))}, "light", "", None),
 ]
 
