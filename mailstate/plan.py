@@ -10,17 +10,22 @@ Password hashes never appear in any view.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .formats.markdown import escape_md
 from .passwords import mask_hashes
+from .routing import RouteChange, shown_address
 from .state import Domain, Greylisting, Mailbox, ServerState
 from .values import format_duration, format_size
 
+FORMAT = 1  # the JSON plan's version: docs/plan-json.md says what it promises
 SECRET_FIELDS = {"password"}
 SYMBOL = {"add": "+", "change": "~", "remove": "-"}
+LIST_SHOWN = 10  # a list in a note longer than this is cut and counted
+WRAP = 100  # text lines of lists (welcome mails) are wrapped at this width
 
 
 @dataclass
@@ -58,6 +63,7 @@ class ServerPlan:
     drift: list[str] = field(default_factory=list)  # managed files edited by hand
     warnings: list[str] = field(default_factory=list)
     welcome: list[str] = field(default_factory=list)  # logins that get a welcome mail
+    routing: list[RouteChange] = field(default_factory=list)  # per address, where it changes
     live_fingerprint: str = ""
     desired_fingerprint: str = ""
     live_objects: int = 0  # mailboxes and addresses on the server before the plan
@@ -92,6 +98,29 @@ class Plan:
             text += " (Only file layout differs; the state is the same.)"
         return text
 
+    def checksum(self) -> str:
+        """What a reviewer approved, as one token: ``ms1:<files>:<plan>``.
+
+        ``<plan>`` (128 bits of SHA-256) covers every change, file action, reload, welcome
+        mail and routing line, and the fingerprints of the live files the plan was made
+        from and of the files it would write. ``<files>`` covers only the latter (what the
+        domain files render to), so a mismatch can say whether the domain files or the
+        servers changed. Warnings are left out: a mailbox's size is not part of the plan.
+        The target is left out too: a merge pipeline may reach the same server another way.
+        """
+        servers = sorted(self.servers, key=lambda s: s.server)
+        content = [[s.server, s.live_fingerprint, s.desired_fingerprint, s.reloads, s.drift,
+                    s.welcome,
+                    [(c.action, c.kind, c.name, c.domain, c.note,
+                      [(f.field, f.old, f.new) for f in c.fields]) for c in s.changes],
+                    [(f.path, f.action, f.service, f.reason) for f in s.files],
+                    [(r.address, r.domain, r.old, r.new) for r in s.routing]]
+                   for s in servers]
+        plan = hashlib.sha256(json.dumps(content, default=str).encode())
+        files = hashlib.sha256("".join(f"{s.server}={s.desired_fingerprint}\n"
+                                       for s in servers).encode())
+        return f"ms1:{files.hexdigest()[:8]}:{plan.hexdigest()[:32]}"
+
     # ---------------------------------------------------------------- views
 
     def to_text(self) -> str:
@@ -110,8 +139,16 @@ class Plan:
                     lines.append(f"{indent}{SYMBOL[change.action]} {_headline(change)}")
                     lines += [f"{indent}    {f.field}: {_show(f.old)} -> {_show(f.new)}"
                               for f in change.fields if change.action == "change"]
+                routing = [r for r in server.routing if r.domain == domain]
+                if routing:
+                    lines.append(f"{indent}where mail goes:")
+                    lines += [f"{indent}  {shown_address(r.address)}: {r.old} -> {r.new}"
+                              for r in routing]
             if server.welcome:
-                lines.append(f"  welcome mail to: {', '.join(server.welcome)}")
+                lines += textwrap.wrap(f"welcome mail to {len(server.welcome)}: "
+                                       + ", ".join(server.welcome), WRAP,
+                                       initial_indent="  ", subsequent_indent="    ",
+                                       break_on_hyphens=False)
             if server.files:
                 written = [f for f in server.files if f.action == "write"]
                 removed = [f for f in server.files if f.action == "remove"]
@@ -127,57 +164,37 @@ class Plan:
                          "it is moved; see the README, \"Moving a domain\")")
         lines += [""] if moves else []
         lines.append(self.summary())
+        if self.has_changes:
+            checksum = self.checksum()
+            lines.append(f"Plan checksum: {checksum} (apply exactly this plan: "
+                         f"`mailstate apply --checksum {checksum}`)")
         return "\n".join(lines) + "\n"
 
-    def to_markdown(self) -> str:
-        c = self.counts()
-        out = [f"### mailstate plan: {c['add']} to add, {c['change']} to change, "
-               f"{c['remove']} to remove", ""]
-        for server in self.servers:
-            out.append(f"#### Server `{server.server}` ({server.target})")
-            out.append("")
-            notes = [f"> :warning: {escape_md(mask_hashes(w), in_table=False)}"
-                     for w in server.warnings]
-            notes += [f"> :warning: drift: `{p}` was edited by hand since the last apply"
-                      for p in server.drift]
-            out += [*notes, ""] if notes else []  # a blank line, or the table joins the quote
-            if server.changes:
-                out += ["| | domain | what | details |", "|---|---|---|---|"]
-                for change in server.changes:
-                    details = "<br>".join(f"{f.field}: {escape_md(_show(f.old))} → "
-                                          f"{escape_md(_show(f.new))}"
-                                          for f in change.fields) or escape_md(change.note)
-                    out.append(f"| {SYMBOL[change.action]} | {escape_md(change.domain or '')} | "
-                               f"{change.kind} {escape_md(change.name)} | {details} |")
-            else:
-                out.append("No changes.")
-            if server.files:
-                out.append("")
-                out.append(f"{len(server.files)} file(s) to write or remove; reload: "
-                           f"{', '.join(server.reloads) or 'nothing'}.")
-            if server.welcome:
-                out += ["", f"Welcome mail to: {escape_md(', '.join(server.welcome), False)}."]
-            out.append("")
-        out.append(self.summary())
-        return "\n".join(out) + "\n"
+    def to_markdown(self, full_plan: str | None = None) -> str:
+        """For a pull-request comment: under 65,000 characters whatever the plan's size."""
+        from .plan_markdown import render_markdown
+
+        return render_markdown(self, full_plan)
 
     def to_json(self) -> str:
-        return json.dumps({"format": 1, "summary": self.counts(), "has_changes": self.has_changes,
+        return json.dumps({"format": FORMAT, "summary": self.counts(),
+                           "has_changes": self.has_changes, "checksum": self.checksum(),
                            "servers": [asdict(s) for s in self.servers]}, indent=2,
                           default=str) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != 1:
-            raise ValueError("not a mailstate plan file (format 1)")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a mailstate plan file (format {FORMAT})")
         servers = []
         try:
             for s in data["servers"]:
                 changes = [Change(**{**c, "fields": [FieldChange(**f) for f in c["fields"]]})
                            for c in s.pop("changes")]
                 files = [FileAction(**f) for f in s.pop("files")]
-                servers.append(ServerPlan(**s, changes=changes, files=files))
+                routing = [RouteChange(**r) for r in s.pop("routing", [])]
+                servers.append(ServerPlan(**s, changes=changes, files=files, routing=routing))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"a damaged mailstate plan file ({exc!r}); make it again with "
                              "`mailstate plan --out`") from None
@@ -255,18 +272,41 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
     return changes
 
 
+def counted(items: list[str] | tuple[str, ...], shown: int = LIST_SHOWN) -> str:
+    """A list for people: the first few, and how many more (the JSON fields hold them all)."""
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])} and {len(items) - shown} more"
+
+
 def _mailbox_note(m: Mailbox) -> str:
     parts = [m.name, format_size(m.quota)]
     if m.addresses:
-        parts.append("addresses " + ", ".join(m.addresses))
+        parts.append("addresses " + counted(m.addresses))
     if not m.primary_enabled:
         parts.append("primary address off")
     if m.forward:
         copy = "keeping a copy" if m.keep_copy else "no copy"
-        parts.append(f"forward to {', '.join(m.forward)} ({copy})")
+        parts.append(f"forward to {counted(m.forward)} ({copy})")
     if m.vacation:
         parts.append(f"vacation every {format_duration(m.vacation.interval)}")
     return "; ".join(parts)
+
+
+def _object_fields(view: dict[str, Any], added: bool) -> list[FieldChange]:
+    """An added (or removed) object's fields as data: old None for an add, new None for a
+    remove. The hash is never shown, only that there is one."""
+    out = []
+    for key in sorted(view):
+        value = "(hash)" if key in SECRET_FIELDS else view[key]
+        out.append(FieldChange(key, None, value) if added else FieldChange(key, value, None))
+    return out
+
+
+def _domain_fields(domain: Domain, added: bool) -> list[FieldChange]:
+    view = {"greylisting": domain.greylisting, "domain_aliases": list(domain.domain_aliases),
+            "mailboxes": len(domain.mailboxes), "aliases": len(domain.aliases)}
+    return _object_fields(view, added)
 
 
 def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[Change]:
@@ -274,14 +314,16 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
     before, after = old or empty, new or empty
     out: list[Change] = []
     if old is None:
-        out.append(Change("add", "domain", name, name))
+        out.append(Change("add", "domain", name, name, _domain_fields(after, True)))
     elif new is None:
-        out.append(Change("remove", "domain", name, name,
+        out.append(Change("remove", "domain", name, name, _domain_fields(before, False),
                           note="mail to it is refused; mailboxes are disabled, mail kept"))
     for alias in sorted(set(after.domain_aliases) - set(before.domain_aliases)):
-        out.append(Change("add", "domain alias", alias, name, note=f"receives {name}'s mail"))
+        out.append(Change("add", "domain alias", alias, name, [FieldChange("of", None, name)],
+                          note=f"receives {name}'s mail"))
     for alias in sorted(set(before.domain_aliases) - set(after.domain_aliases)):
-        out.append(Change("remove", "domain alias", alias, name))
+        out.append(Change("remove", "domain alias", alias, name,
+                          [FieldChange("of", name, None)]))
     if old and new and before.greylisting != after.greylisting:
         out.append(Change("change", "greylisting", name, name,
                           [FieldChange("greylisting", before.greylisting, after.greylisting)]))
@@ -295,9 +337,11 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
         if a == b:
             continue
         if a is None:
-            out.append(Change("add", "mailbox", login, name, note=_mailbox_note(b)))  # type: ignore
+            out.append(Change("add", "mailbox", login, name,
+                              _object_fields(_view(b), True),  # type: ignore[arg-type]
+                              note=_mailbox_note(b)))  # type: ignore[arg-type]
         elif b is None:
-            out.append(Change("remove", "mailbox", login, name,
+            out.append(Change("remove", "mailbox", login, name, _object_fields(_view(a), False),
                               note="disabled: mail to it is refused, its mail stays on disk"))
         else:
             out.append(Change("change", "mailbox", login, name,
@@ -307,9 +351,11 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
         if a_t == b_t:
             continue
         if a_t is None:
-            out.append(Change("add", "alias", address, name, note="-> " + ", ".join(b_t or ())))
+            out.append(Change("add", "alias", address, name, [FieldChange("to", None,
+                              list(b_t or ()))], note="-> " + counted(b_t or ())))
         elif b_t is None:
-            out.append(Change("remove", "alias", address, name))
+            out.append(Change("remove", "alias", address, name,
+                              [FieldChange("to", list(a_t), None)]))
         else:
             out.append(Change("change", "alias", address, name,
                               [FieldChange("to", list(a_t), list(b_t))]))

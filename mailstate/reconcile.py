@@ -16,6 +16,7 @@ from .layout import Facts, Layout, Rendered
 from .parse import parse
 from .plan import Change, FieldChange, FileAction, ServerPlan, diff_states
 from .render import file_group, render
+from .routing import route_changes
 from .schema import Server
 from .state import ServerState
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
@@ -141,6 +142,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         # so the live state is the state that apply recorded: no need to parse it back.
         live_state = recorded
         plan.changes = diff_states(recorded, state)
+        plan.routing = route_changes(recorded, state)
     else:
         parsed = parse(live_files, layout, snapshot.facts,
                        known=wanted_files)
@@ -149,6 +151,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
         plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
         live_state = parsed.state
         plan.changes = diff_states(parsed.state, state)
+        plan.routing = route_changes(parsed.state, state)
     plan.live_objects = sum(len(d.mailboxes) + len(d.aliases)
                             for d in live_state.domains.values())
     for path, file in sorted(wanted.items()):

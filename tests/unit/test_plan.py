@@ -33,8 +33,10 @@ def case_dirs() -> list[Path]:
 
 
 def normalise(text: str, server: LocalServer) -> str:
-    """The server root as DIR; fingerprints (of rendered bytes) as a placeholder."""
+    """The server root as DIR; fingerprints (of rendered bytes) and checksums as placeholders
+    (the checksum's own test is in test_checksum.py)."""
     text = text.replace(str(server.root), "DIR")
+    text = re.sub(r"ms1:[0-9a-f]{8}:[0-9a-f]{32}", "<checksum>", text)
     return re.sub(r'("(?:live|desired)_fingerprint": )"[0-9a-f]{64}"', r'\1"<sha256>"', text)
 
 
@@ -80,8 +82,9 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
         for part in HASH_PARTS:
             assert part not in text
     plan = Plan.from_json(outputs["plan.json"])
-    assert plan.to_json() == outputs["plan.json"]
-    assert plan.to_text() == outputs["plan.txt"] and plan.to_markdown() == outputs["plan.md"]
+    assert normalise(plan.to_json(), server) == outputs["plan.json"]
+    assert normalise(plan.to_text(), server) == outputs["plan.txt"]
+    assert normalise(plan.to_markdown(), server) == outputs["plan.md"]
 
     code = 2 if plan.has_changes else 0
     assert server.cli("plan", str(path), "--detailed-exitcode").exit_code == code
@@ -135,32 +138,40 @@ def two_servers() -> Plan:
     return Plan([one, two])
 
 
-def test_markdown_is_a_table_per_server() -> None:
+def test_markdown_opens_with_the_summary_then_a_collapsed_section_per_domain() -> None:
     md = two_servers().to_markdown()
     assert md.startswith("### mailstate plan: 2 to add, 1 to change, 0 to remove\n")
-    assert md.count("| | domain | what | details |\n|---|---|---|---|\n") == 2
-    first, second = md.split("#### Server ")[1:]
-    assert first.startswith("`maximusconfessor` (ssh://root@maximusconfessor)")
-    assert "| ~ | `monsite.be` | mailbox `info` | quota: `3G` → `2G` |" in first
-    assert second.startswith("`gregorius` (ssh://root@gregorius:2222)")
-    assert "| + | `monsite.be` | domain `monsite.be` |  |" in second
-    assert "| + | `monsite.be` | mailbox `sales` | `Info; 3G` |" in second
+    head, rest = md.split("<details>", 1)
+    assert "| `maximusconfessor` | `ssh://root@maximusconfessor` | 0 | 1 | 0 | 1 | dovecot |" \
+        in head
+    assert "| `gregorius` | `ssh://root@gregorius:2222` | 2 | 0 | 0 | 1 | dovecot |" in head
+    assert "Checksum: `ms1:" in head
+    first, second = rest.split("<details>")
+    assert first.startswith("<summary><code>monsite.be</code> on maximusconfessor: 1 to change")
+    assert "| ~ | mailbox `info` | quota: 3G → 2G |" in first
+    assert second.startswith("<summary><code>monsite.be</code> on gregorius: 2 to add")
+    assert "| + | mailbox `sales` | Info; 3G |" in second
+    assert md.count("</details>\n\n") == 2
 
 
-def test_markdown_keeps_warnings_out_of_the_table_and_names_welcome_mails() -> None:
+def test_markdown_puts_warnings_first_and_names_welcome_mails() -> None:
     plan = two_servers()
     plan.servers[0].drift = ["/etc/dovecot/mailstate/passwd"]
     md = plan.to_markdown()
-    assert "> :warning: drift: `/etc/dovecot/mailstate/passwd` was edited by hand since the " \
-           "last apply\n\n| | domain |" in md
-    assert "\nWelcome mail to: `sales`.\n" in md
-    assert "\n  welcome mail to: sales\n" in plan.to_text()
+    warning = md.index("> :warning: maximusconfessor: drift: `/etc/dovecot/mailstate/passwd` was "
+                       "edited by hand since the last apply")
+    assert warning < md.index("<details>")
+    assert "\nWelcome mail to (1): sales.\n" in md
+    assert "\n  welcome mail to 1: sales\n" in plan.to_text()
 
 
-def test_markdown_escapes_table_syntax() -> None:
-    change = Change("add", "alias", "a|b@monsite.be", "monsite.be", note="-> x|y\nz")
+def test_markdown_escapes_customer_text() -> None:
+    note = "**bold** [x](https://evil.example) <img src=x> | @team\nnext"
+    change = Change("add", "mailbox", "info", "monsite.be", note=note)
     md = Plan([ServerPlan("s", "local:DIR", [change])]).to_markdown()
-    assert "| + | `monsite.be` | alias `a\\|b@monsite.be` | `-> x\\|y z` |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| + |"))
+    assert row == ("| + | mailbox `info` | `**bold** [x](https://evil.example) <img src=x> \\| "
+                   "@team next` |")
 
 
 HOSTILE_TEXT = ["![x](//attacker.example/t.png)", "<img src=x onerror=alert(1)>", "@org/admins",
@@ -287,3 +298,40 @@ def test_summary_lines() -> None:
 def test_from_json_refuses_what_is_not_a_plan(text: str) -> None:
     with pytest.raises(ValueError, match="plan file"):
         Plan.from_json(text)
+
+
+def big_plan(domains: int = 100, mailboxes: int = 100) -> Plan:
+    """The first plan of a provider's repository, built in memory (no files rendered)."""
+    desired = ServerState(domains={
+        f"cust{d:04d}.example": Domain(name=f"cust{d:04d}.example", mailboxes={
+            f"cust{d:04d}{i:04d}": mailbox(f"cust{d:04d}{i:04d}", domain=f"cust{d:04d}.example",
+                                           addresses=(f"user{i}@cust{d:04d}.example",))
+            for i in range(mailboxes)}) for d in range(domains)})
+    server = ServerPlan("bench", "local:DIR", diff_states(ServerState(), desired),
+                        welcome=sorted(desired.mailboxes()))
+    return Plan([server])
+
+
+def test_markdown_of_a_huge_plan_stays_under_the_budget_and_says_what_it_left_out() -> None:
+    plan = big_plan()
+    md = plan.to_markdown("the artefact plan.txt of this job")
+    assert len(md) < 65_000
+    assert len(plan.to_text()) > 800_000  # the full plan is far larger
+    assert md.startswith("### mailstate plan: 10100 to add, 0 to change, 0 to remove\n")
+    assert max(map(len, md.splitlines())) < 2_000  # nothing like one 100 KB line
+    note = next(line for line in md.splitlines() if "too long for one comment" in line)
+    assert "section(s) are counted instead of listed" in note
+    assert "left out: `cust00" in note and "The full plan: the artefact plan.txt of this " \
+        "job." in note
+    shown = md.count("<details>")
+    left_out = int(re.search(r"(\d+) section\(s\) with", note).group(1))  # type: ignore
+    assert shown + left_out == 100
+    assert md.endswith("Plan: 10100 to add, 0 to change, 0 to remove.\n")
+    text = plan.to_text()
+    assert max(map(len, text.splitlines())) <= 200  # the welcome list is wrapped
+
+
+def test_markdown_of_a_small_plan_leaves_nothing_out() -> None:
+    md = big_plan(3, 5).to_markdown()
+    assert "too long" not in md and md.count("<details>") == 3
+    assert md.count("| + | mailbox `") == 15
