@@ -330,7 +330,8 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
     if before.catch_all != after.catch_all:
         action = "add" if not before.catch_all else "remove" if not after.catch_all else "change"
         out.append(Change(action, "catch-all", f"@{name}", name,
-                          [FieldChange("to", list(before.catch_all), list(after.catch_all))],
+                          [FieldChange("to", list(before.catch_all) or None,
+                                       list(after.catch_all) or None)],
                           note=", ".join(after.catch_all)))
     for login in sorted(set(before.mailboxes) | set(after.mailboxes)):
         a, b = before.mailboxes.get(login), after.mailboxes.get(login)

@@ -20,6 +20,7 @@ from mailstate.plan import Change, FieldChange, FileAction, Plan, ServerPlan, di
 from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
 
 from .conftest import REPO, LocalServer
+from .test_plan_json import validate_plan_json
 
 CASES = REPO / "tests" / "cases" / "plan"
 REGEN = os.environ.get("MAILSTATE_REGEN") == "1"
@@ -73,6 +74,8 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
         assert result.exit_code == 0, result.output
         outputs[name] = normalise(result.stdout, server)
         assert result.stderr == ""  # -q: no progress, and nothing else to say
+        if fmt == "json":
+            validate_plan_json(result.stdout)
     expect(case / "plan.txt", outputs["plan.txt"])
     expect(case / "summary.json", json.dumps(summary(outputs["plan.json"]), indent=2) + "\n")
     for name in ("plan.md", "plan.json"):
