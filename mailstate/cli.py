@@ -121,6 +121,45 @@ def hash_password_cmd(scheme: str) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("login")
+@click.option("--scheme", type=click.Choice(["ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT"]),
+              default="ARGON2ID", show_default=True)
+def passwd(file: Path, login: str, scheme: str) -> None:
+    """Set LOGIN's password in domain FILE (asks twice, or reads one line on stdin).
+
+    Only the password line changes; comments and layout are kept. Commit the file.
+    """
+    from .passwd import EditError, change_password, read_new_password
+
+    def ask(text: str) -> str:
+        return click.prompt(text, hide_input=True, err=True)
+
+    try:
+        password = read_new_password(login, sys.stdin.isatty(), ask, sys.stdin.readline)
+        change_password(file, login, password, scheme)
+    except EditError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: set the password of {login} ({scheme}); review and commit the change.")
+
+
+@main.command()
+@click.argument("address")
+@click.argument("paths", nargs=-1)
+def explain(address: str, paths: tuple[str, ...]) -> None:
+    """Where mail to ADDRESS goes, from the domain files alone (no server is contacted)."""
+    from .routing import explain as explain_address
+
+    desired, _ = _load_or_exit(paths)
+    result = explain_address(address, desired.servers)
+    where = f" (server {result.server})" if result.server else ""
+    click.echo(f"{address}{where}")
+    for line in result.lines:
+        click.echo(f"  {line}")
+
+
+@main.command()
 @click.argument("which", type=click.Choice(["domain", "config"]), default="domain")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="write to a file instead of standard output")
