@@ -83,11 +83,26 @@ def entry_point() -> None:
               "origin/main): clashes are blamed on the files changed since")
 @click.option("--changed-by", metavar="ACCOUNT", help="PATHS are the files a change by this "
               "account touches: refuse any that is not its own domain file")
-def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "plain", "github"]),
+              default="text", show_default=True, help="plain: file:line:col lines on stdout, "
+              "no colour; github: workflow commands, shown inline on a pull request")
+def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
+             fmt: str) -> None:
     """Check domain files (a file, a directory, or the repository found upwards).
 
     Exit 0 when valid (warnings allowed), 1 when not.
     """
+    if fmt != "text":
+        from .annotations import FORMATS
+
+        found, problems = validate_run(list(paths), base=base, changed_by=changed_by,
+                                       renders=True)
+        for issue in problems:
+            click.echo(FORMATS[fmt](issue))
+        if found is None:
+            sys.exit(1)
+        click.echo(f"valid ({len(problems)} warning(s))" if problems else "valid")
+        return
     desired, issues = _load_or_exit(paths, base=base, changed_by=changed_by, renders=True)
     domains = sum(len(s.domains) for s in desired.servers.values())
     boxes = sum(len(s.mailboxes()) for s in desired.servers.values())
@@ -289,6 +304,26 @@ def plan(paths, target, known_hosts, identity, only, parallel, quiet, verbose, f
                        err=True)
         run.report_errors(fleet, "plan")
         sys.exit(fleet.exit_code(detailed_exitcode))
+
+
+@main.command()
+@click.argument("plan_file", metavar="PLANFILE", type=click.Path(exists=True, dir_okay=False,
+                path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@click.option("--full-plan", metavar="WHERE", help="markdown: where the full plan is")
+def show(plan_file: Path, fmt: str, full_plan: str | None) -> None:
+    """Print a plan saved with `plan --out` in any format (no server is contacted)."""
+    from .plan import Plan
+
+    try:
+        saved = Plan.from_json(plan_file.read_text())
+    except (ValueError, OSError) as exc:
+        click.secho(f"error: {plan_file}: {exc}", fg="red", err=True)
+        sys.exit(1)
+    view = {"text": saved.to_text, "markdown": lambda: saved.to_markdown(full_plan),
+            "json": saved.to_json}
+    click.echo(view[fmt](), nl=False)
 
 
 @main.command()

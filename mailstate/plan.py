@@ -184,7 +184,11 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError("not a mailstate plan file (not JSON); make one with "
+                             "`mailstate plan --out FILE`") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a mailstate plan file (format {FORMAT})")
         servers = []

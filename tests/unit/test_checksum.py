@@ -76,3 +76,18 @@ def test_a_malformed_checksum_is_refused(server: LocalServer) -> None:
     result = server.cli("apply", str(path), "--checksum", "sha256:abc")
     assert result.exit_code == 1 and "is not a plan checksum" in result.stderr
     assert server.contents() == before
+
+
+def test_show_prints_a_saved_plan_in_every_format_with_the_same_checksum(
+        server: LocalServer) -> None:
+    path = server.example()
+    saved = server.work / "plan.json"
+    checksum = planned(server, path, "--out", str(saved))
+    for fmt in ("text", "markdown", "json"):
+        shown = server.cli("show", str(saved), "--format", fmt, target=False)
+        assert shown.exit_code == 0, shown.output
+        assert checksum in shown.stdout
+        fresh = server.cli("plan", str(path), "--format", fmt)
+        assert shown.stdout == fresh.stdout
+    bad = server.cli("show", str(path), target=False)  # a YAML file is not a plan
+    assert bad.exit_code == 1 and "not a mailstate plan file" in bad.stderr
