@@ -174,6 +174,42 @@ def explain(address: str, paths: tuple[str, ...]) -> None:
         click.echo(f"  {line}")
 
 
+@main.command("server-key")
+@click.option("--read-only", is_flag=True, required=True,
+              help="restrict the key to mailstate's read program (the only kind built)")
+@click.option("--public-key", "public_key", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the key's .pub file")
+@click.option("--server", "server_name", help="the server whose layout to use (default: the "
+              "only one, or Debian's defaults without a mailstate.yaml)")
+@click.argument("paths", nargs=-1)
+def server_key(read_only: bool, public_key: Path, server_name: str | None,
+               paths: tuple[str, ...]) -> None:
+    """Print the authorized_keys line for a key that may only plan (untrusted pull requests).
+
+    Put the line in the server's /root/.ssh/authorized_keys; the program it runs is installed
+    by apply (`<state_dir>/read-only`).
+    """
+    from .readonly import authorized_keys_line
+    from .repo import find_config
+    from .schema import Server
+
+    config = Server()
+    if paths or find_config(Path.cwd()) is not None:
+        desired, _ = _load_or_exit(paths)
+        names = sorted(desired.servers)
+        name = server_name or (names[0] if len(names) == 1 else None)
+        if name is None:
+            click.secho(f"error: give --server, one of {', '.join(names)}", fg="red", err=True)
+            sys.exit(1)
+        config = desired.server_config(name)
+    try:
+        click.echo(authorized_keys_line(config.layout, public_key.read_text()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        click.secho(f"error: {public_key}: {exc}", fg="red", err=True)
+        sys.exit(1)
+
+
 @main.command()
 @click.argument("which", type=click.Choice(["domain", "config"]), default="domain")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),

@@ -64,6 +64,7 @@ def managed_paths(layout: Layout) -> ManagedPaths:
         layout.postgrey_default,
         f"{layout.postgrey_dir}/whitelist_clients.local",
         f"{layout.postgrey_dir}/whitelist_recipients.local",
+        f"{layout.state_dir}/read-only",  # the read-only key's program (readonly.py): no state
     ]
     return ManagedPaths(files=tuple(sorted(fixed)), directories={layout.sieve_dir: ".sieve"})
 
@@ -413,7 +414,8 @@ def parse(files: dict[str, bytes], layout: Layout, facts: Facts,
     (optional) holds files mailstate rendered itself: a live file equal to its known version
     is understood line by line already, so the cross-check renders only the other groups.
     """
-    files = {p: c for p, c in files.items() if not derived(p, layout)}
+    program = f"{layout.state_dir}/read-only"  # mailstate's own program, not state
+    files = {p: c for p, c in files.items() if not derived(p, layout) and p != program}
     reader = _Reader(files, layout, facts)
     state = reader.state()
     known = known or {}

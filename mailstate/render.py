@@ -263,7 +263,15 @@ def _postgrey_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
     return [RenderedFile(path=p, content=c, service="postgrey") for p, c in made.items()]
 
 
-GROUPS = frozenset({"postfix", "dovecot", "sieve", "postgrey"})
+def _mailstate_files(layout: Layout) -> list[RenderedFile]:
+    """mailstate's own program on the server: what the read-only SSH key may run."""
+    from mailstate.readonly import program_path, read_program
+
+    return [RenderedFile(path=program_path(layout), content=read_program(layout), mode=0o755,
+                         service="mailstate")]
+
+
+GROUPS = frozenset({"postfix", "dovecot", "sieve", "postgrey", "mailstate"})
 
 
 def file_group(path: str, layout: Layout) -> str:
@@ -274,6 +282,8 @@ def file_group(path: str, layout: Layout) -> str:
         return "postfix"
     if path == layout.postgrey_default or path.startswith(layout.postgrey_dir + "/"):
         return "postgrey"
+    if path.startswith(layout.state_dir + "/"):
+        return "mailstate"
     return "dovecot"
 
 
@@ -283,7 +293,8 @@ def render(state: ServerState, layout: Layout, facts: Facts,
     parts = {"postfix": lambda: _postfix_files(state, layout),
              "dovecot": lambda: _dovecot_files(state, layout, facts),
              "sieve": lambda: _sieve_files(state, layout),
-             "postgrey": lambda: _postgrey_files(state, layout)}
+             "postgrey": lambda: _postgrey_files(state, layout),
+             "mailstate": lambda: _mailstate_files(layout)}
     made = [f for name, make in parts.items() if name in groups for f in make()]
     return Rendered(
         files=tuple(sorted(made, key=lambda f: f.path)),

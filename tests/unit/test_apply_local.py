@@ -37,6 +37,7 @@ MANAGED = [
     "etc/postfix/mailstate/virtual_mailboxes",
     "etc/postgrey/whitelist_clients.local",
     "etc/postgrey/whitelist_recipients.local",
+    "var/lib/mailstate/read-only",
 ]
 ADMIN_HASH = "N4YQIqT0fi9lTMmZ8x6DcA$u81pxxOgnS3a2Iy3reMdzs6WvFe2b2v9ohpBpW+qOM4"
 INFO_HASH = "cA5B6D1nTIlRKuWcU2qt9Q$y8AONqAfifKKZVjyxj9nHQu2IzUJDKM9StmxylEpdic"
