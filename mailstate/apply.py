@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .notice import render_notice
 from .reconcile import Prepared
 from .render import render_welcome, welcome_recipient
 from .retention import prune
@@ -102,6 +103,13 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
         members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)
+    for name, (account, contact) in sorted(prep.notices.items()):
+        # sent by the activation like a welcome mail (a login never holds "@")
+        mail = render_notice(state.domains[name], plan.server, account, contact,
+                             prep.snapshot.facts, now)
+        members[f"welcome/@{name}.eml"] = (mail, 0o600)
+        members[f"welcome/@{name}.from"] = (f"postmaster@{name}".encode(), 0o600)
+        members[f"welcome/@{name}.to"] = (contact.encode(), 0o600)  # the envelope recipient
     return _tar(members)
 
 

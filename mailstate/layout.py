@@ -118,6 +118,9 @@ class Facts(BaseModel):
     dovecot_version: str = "2.3.19"
     postfix_version: str = "3.7.11"
     db_type: str = "hash"  # `postconf -h default_database_type`
+    protocols: str = ""  # `doveconf -h protocols`, e.g. "imap pop3 lmtp" ("" when unknown)
+    ssl: str = ""  # `doveconf -h ssl`: yes, required or no
+    myhostname: str = ""  # `postconf -h myhostname`: the name clients reach the server by
 
     @property
     def dovecot24(self) -> bool:

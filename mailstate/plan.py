@@ -63,6 +63,7 @@ class ServerPlan:
     drift: list[str] = field(default_factory=list)  # managed files edited by hand
     warnings: list[str] = field(default_factory=list)
     welcome: list[str] = field(default_factory=list)  # logins that get a welcome mail
+    notices: list[str] = field(default_factory=list)  # new domains whose contact is told
     routing: list[RouteChange] = field(default_factory=list)  # per address, where it changes
     live_fingerprint: str = ""
     desired_fingerprint: str = ""
@@ -110,7 +111,7 @@ class Plan:
         """
         servers = sorted(self.servers, key=lambda s: s.server)
         content = [[s.server, s.live_fingerprint, s.desired_fingerprint, s.reloads, s.drift,
-                    s.welcome,
+                    s.welcome, s.notices,
                     [(c.action, c.kind, c.name, c.domain, c.note,
                       [(f.field, f.old, f.new) for f in c.fields]) for c in s.changes],
                     [(f.path, f.action, f.service, f.reason) for f in s.files],
@@ -149,6 +150,9 @@ class Plan:
                                        + ", ".join(server.welcome), WRAP,
                                        initial_indent="  ", subsequent_indent="    ",
                                        break_on_hyphens=False)
+            if server.notices:
+                lines.append("  new-domain notice to the account's contact: "
+                             + counted(server.notices))
             if server.files:
                 written = [f for f in server.files if f.action == "write"]
                 removed = [f for f in server.files if f.action == "remove"]

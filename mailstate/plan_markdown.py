@@ -93,6 +93,8 @@ def _section(server: ServerPlan, domain: str | None, changes: list[Change],
                     f"{escape_md(r.old, False)} → {escape_md(r.new, False)}" for r in routing]
         if welcome:
             out += ["", *_wrapped("Welcome mail to", welcome)]
+        if domain in server.notices:
+            out += ["", "The account's contact gets the new-domain notice."]
     out += ["", "</details>", "", ""]  # a blank line ends the HTML block
     return "\n".join(out)
 

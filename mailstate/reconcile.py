@@ -38,6 +38,7 @@ class Prepared:
     live_hashes: dict[str, str]  # path -> sha256 of each managed file as read
     wanted_hashes: dict[str, str]  # path -> sha256 of each file as rendered
     settings: dict[str, str]  # main.cf settings that differ from the live ones
+    notices: dict[str, tuple[str, str]]  # new domain -> (account, contact) to tell
 
 
 def _quota_warnings(state: ServerState, usage: dict[str, int]) -> list[str]:
@@ -185,8 +186,16 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
     added = {c.name for c in plan.changes if c.kind == "mailbox" and c.action == "add"}
     plan.welcome = sorted(added & desired.welcome.get(server, set()))
+    new_domains = {c.name for c in plan.changes if c.kind == "domain" and c.action == "add"}
+    notices = {}
+    for item in desired.inputs:
+        account = desired.accounts.get(item.account)
+        if (item.server == server and item.domain is not None and item.domain.name in
+                new_domains and account is not None and account.contact):
+            notices[item.domain.name] = (item.account, str(account.contact))
+    plan.notices = sorted(notices)
     managed_settings = {k: snapshot.postconf.get(k, "") for k in rendered.postfix_settings}
     plan.live_fingerprint = _fingerprint(live_hashes, managed_settings)
     plan.desired_fingerprint = _fingerprint(wanted_hashes, rendered.postfix_settings)
     return Prepared(plan, transport, layout, config, rendered, snapshot, manifest, live_hashes,
-                    wanted_hashes, settings)
+                    wanted_hashes, settings, notices)

@@ -42,6 +42,9 @@ if [ "$NOCMD" != 1 ]; then
     postconf -h mail_version > "$tmp/facts/postfix_version" 2>/dev/null || true
     postconf -h default_database_type > "$tmp/facts/db_type" 2>/dev/null || true
     postconf -n > "$tmp/facts/postconf" 2>/dev/null || true
+    postconf -h myhostname > "$tmp/facts/myhostname" 2>/dev/null || true
+    doveconf -h protocols > "$tmp/facts/protocols" 2>/dev/null || true
+    doveconf -h ssl > "$tmp/facts/ssl" 2>/dev/null || true
 elif [ -f "$ROOT/etc/postfix/main.cf" ]; then
     cp "$ROOT/etc/postfix/main.cf" "$tmp/facts/postconf"
 fi

@@ -144,6 +144,9 @@ def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) ->
         facts = facts.model_copy(update={"postfix_version": facts_raw["postfix_version"]})
     if facts_raw.get("db_type"):
         facts = facts.model_copy(update={"db_type": facts_raw["db_type"]})
+    for name in ("protocols", "ssl", "myhostname"):  # for the new-domain notice
+        if facts_raw.get(name):
+            facts = facts.model_copy(update={name: " ".join(facts_raw[name].split())})
     return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
                     sorted(facts_raw.get("generations", "").split()),
                     _usage(facts_raw.get("usage", "")))
