@@ -211,6 +211,17 @@ def server_key(read_only: bool, public_key: Path, server_name: str | None,
 
 
 @main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `eval "$(mailstate completion bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships bash, zsh and fish
+    click.echo(cls(main, {}, "mailstate", "_MAILSTATE_COMPLETE").source())
+
+
+@main.command()
 @click.argument("which", type=click.Choice(["domain", "config"]), default="domain")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="write to a file instead of standard output")

@@ -62,6 +62,12 @@ def _manifest(data: bytes | None) -> tuple[dict[str, str], str | None]:
         return {}, None
 
 
+def live_generation(prep: Prepared) -> str | None:
+    """The id of the apply that wrote the live files (from the manifest), if recorded."""
+    layout = prep.layout
+    return _manifest(prep.snapshot.files.get(f"{layout.state_dir}/manifest.json"))[1]
+
+
 def _recorded_state(data: bytes | None, generation: str | None) -> ServerState | None:
     """The state the last apply recorded, if it belongs to the same apply as the manifest."""
     try:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
+from mailstate.generations import when
 from tests.unit.conftest import LocalServer
 
 PASSWD = "etc/dovecot/mailstate/passwd"
+
+
+def generations(listed: str) -> list[str]:
+    return re.findall(r"^  (\d{8}T\d{12}Z) ", listed, re.M)
 
 
 def _quota(server: LocalServer, size: str) -> None:
@@ -22,7 +29,13 @@ def test_rollback_restores_the_previous_files_and_plan_shows_the_difference(
 
     listed = server.cli("rollback", str(path), "--list")
     assert listed.exit_code == 0
-    assert len(listed.stdout.split(":", 1)[1].split(",")) == 2  # two generations kept
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "maximusconfessor:" and len(lines) == 4  # live, then two generations
+    [older, newer] = generations(listed.stdout)
+    assert lines[1] == f"  live: the files written by the apply of {when(newer)}"
+    assert lines[2].endswith("UTC  the files before the apply of that time")
+    assert lines[3].endswith("what `rollback` puts back by default")
+    assert re.fullmatch(r"  \d{8}T\d{12}Z  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  .*", lines[2])
 
     result = server.cli("rollback", str(path), "--auto-approve")
     assert result.exit_code == 0, result.output
@@ -32,12 +45,15 @@ def test_rollback_restores_the_previous_files_and_plan_shows_the_difference(
     plan = server.cli("plan", str(path))
     assert "drift" not in plan.output  # manifest and recorded state came back with the files
     assert "quota: 3G -> 5G" in plan.output
+    after = server.cli("rollback", str(path), "--list").stdout.splitlines()
+    assert after[1] == f"  live: the files written by the apply of {when(older)}"
+    assert after[3].endswith("the same files as live now (rolled back)")
 
 
 def test_rollback_of_the_first_apply_removes_what_mailstate_created(server: LocalServer) -> None:
     path = server.example()
     server.apply(path)
-    first = server.cli("rollback", str(path), "--list").stdout.split(": ", 1)[1].strip()
+    [first] = generations(server.cli("rollback", str(path), "--list").stdout)
     result = server.cli("rollback", str(path), "--generation", first, "--auto-approve")
     assert result.exit_code == 0, result.output
     assert not (server.root / PASSWD).exists()
