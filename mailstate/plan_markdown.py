@@ -141,17 +141,24 @@ def render_markdown(plan: Plan, full_plan: str | None = None) -> str:
     shown_compact = 0
     body: list[str] = []
     used = len(text) + len(tail) + RESERVE
-    for s in plan.servers:
-        for domain, changes in _by_domain(s.changes):
-            for compact in (False, True):
-                section = _section(s, domain, changes, compact)
-                if used + len(section) <= BUDGET:
-                    body.append(section)
-                    used += len(section)
-                    shown_compact += compact
-                    break
-            else:
-                left_out.append((domain or f"server {s.server} settings", len(changes)))
+    sections = [(s, domain, changes) for s in plan.servers
+                for domain, changes in _by_domain(s.changes)]
+    full = [_section(s, d, c, False) for s, d, c in sections]
+    compact = [_section(s, d, c, True) for s, d, c in sections]
+    # Sections in full while every later one still fits counted; then counted; then left out.
+    after = [0] * (len(sections) + 1)
+    for i in range(len(sections) - 1, -1, -1):
+        after[i] = after[i + 1] + len(compact[i])
+    for i, (s, domain, changes) in enumerate(sections):
+        if used + len(full[i]) + after[i + 1] <= BUDGET:
+            body.append(full[i])
+            used += len(full[i])
+        elif used + len(compact[i]) <= BUDGET:
+            body.append(compact[i])
+            used += len(compact[i])
+            shown_compact += 1
+        else:
+            left_out.append((domain or f"server {s.server} settings", len(changes)))
     if not any(s.changes for s in plan.servers) and plan.has_changes:
         body.append("Only the file layout differs; the state is the same.\n")
     note = ""

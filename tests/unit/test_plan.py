@@ -315,23 +315,34 @@ def big_plan(domains: int = 100, mailboxes: int = 100) -> Plan:
     return Plan([server])
 
 
-def test_markdown_of_a_huge_plan_stays_under_the_budget_and_says_what_it_left_out() -> None:
+def test_markdown_of_a_huge_plan_stays_under_the_budget_and_counts_what_it_cannot_list() -> None:
     plan = big_plan()
     md = plan.to_markdown("the artefact plan.txt of this job")
     assert len(md) < 65_000
     assert len(plan.to_text()) > 800_000  # the full plan is far larger
     assert md.startswith("### mailstate plan: 10100 to add, 0 to change, 0 to remove\n")
     assert max(map(len, md.splitlines())) < 2_000  # nothing like one 100 KB line
+    assert md.count("<details>") == 100  # every domain has its section
+    counted = md.count("Too long to show here: ")
+    assert 0 < counted < 100 and md.count("| + | domain `") == 100 - counted
     note = next(line for line in md.splitlines() if "too long for one comment" in line)
-    assert "section(s) are counted instead of listed" in note
-    assert "left out: `cust00" in note and "The full plan: the artefact plan.txt of this " \
-        "job." in note
-    shown = md.count("<details>")
-    left_out = int(re.search(r"(\d+) section\(s\) with", note).group(1))  # type: ignore
-    assert shown + left_out == 100
+    assert f"{counted} section(s) are counted instead of listed" in note
+    assert "left out" not in note
+    assert note.endswith("The full plan: the artefact plan.txt of this job.")
     assert md.endswith("Plan: 10100 to add, 0 to change, 0 to remove.\n")
     text = plan.to_text()
     assert max(map(len, text.splitlines())) <= 200  # the welcome list is wrapped
+
+
+def test_markdown_of_a_plan_of_thousands_of_domains_names_what_it_left_out() -> None:
+    md = big_plan(2000, 2).to_markdown()
+    assert len(md) < 65_000
+    note = next(line for line in md.splitlines() if "too long for one comment" in line)
+    shown = md.count("<details>")
+    left_out = int(re.search(r"(\d+) section\(s\) with", note).group(1))  # type: ignore
+    assert shown + left_out == 2000 and left_out > 1000
+    assert "are left out: `cust" in note and " and " in note  # named, then counted
+    assert "run `mailstate plan` for the full text plan" in note
 
 
 def test_markdown_of_a_small_plan_leaves_nothing_out() -> None:
