@@ -272,9 +272,10 @@ def _target_options(fn):
     fn = click.option("--known-hosts", help="known_hosts file (default: config, then "
                       "~/.ssh/known_hosts)")(fn)
     fn = click.option("--target", multiple=True, metavar="[NAME=]TARGET",
+                      envvar="MAILSTATE_TARGET",
                       help="point a server at local:DIR or ssh://user@host[:port] instead of "
                       "its target in mailstate.yaml (repeatable; without NAME= for a run with "
-                      "one server)")(fn)
+                      "one server; env MAILSTATE_TARGET: space-separated)")(fn)
     return click.argument("paths", nargs=-1)(fn)
 
 
@@ -332,16 +333,19 @@ class _Run:
               help="save the plan (JSON) for `apply --plan`")
 @click.option("--detailed-exitcode", is_flag=True,
               help="exit 0 for no changes, 2 for changes, 1 for an error")
+@click.option("--full-plan", metavar="WHERE", help="markdown: where the full plan is (a CI "
+              "artefact's URL), named when the comment must leave sections out")
 def plan(paths, target, known_hosts, identity, only, parallel, quiet, verbose, fmt, out,
-         detailed_exitcode) -> None:
-    """Show what apply would change on each server (all servers at once)."""
+         detailed_exitcode, full_plan) -> None:
+    """Show what apply would change on each server (all servers at once), and its checksum."""
     run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
     with run.plan() as fleet:
         result = fleet.plan
         if fmt == "text":
             run.echo_plan(fleet)
         else:
-            click.echo({"markdown": result.to_markdown, "json": result.to_json}[fmt](), nl=False)
+            click.echo(result.to_markdown(full_plan) if fmt == "markdown" else result.to_json(),
+                       nl=False)
         if out:
             try:
                 out.write_text(result.to_json())
@@ -380,8 +384,10 @@ def show(plan_file: Path, fmt: str, full_plan: str | None) -> None:
 @click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
 @click.option("--force", is_flag=True, help="overwrite managed files that were edited by hand, "
               "and apply plans that remove more than a server's safe share")
+@click.option("--checksum", help="apply only if the fresh plan has this checksum (printed by "
+              "`plan`): what the reviewers read, or nothing")
 def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, plan_file,
-          auto_approve, force) -> None:
+          auto_approve, force, checksum) -> None:
     """Apply the domain files to their servers (all servers at once)."""
     from .plan import Plan
 
@@ -395,9 +401,17 @@ def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, 
     with run.plan() as fleet:
         current = fleet.plan
         run.echo_plan(fleet)
+        if checksum:
+            from .apply import ApplyRefused
+            from .checksum import check_checksum
+
+            try:
+                check_checksum(checksum, current, saved)
+            except ApplyRefused as exc:
+                _fail(str(exc))
         if current.has_changes or saved is not None:
-            if current.has_changes and not auto_approve and saved is None:
-                # a saved plan was reviewed when it was made
+            if current.has_changes and not auto_approve and saved is None and not checksum:
+                # a saved or checksummed plan was reviewed when it was made
                 if not sys.stdin.isatty():
                     _fail("no terminal to confirm on; review the plan and run again with "
                           "--auto-approve (or apply a saved plan with --plan)")
@@ -437,7 +451,12 @@ def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbos
                 continue
             kept = server.prepared.snapshot.generations
             if list_only:
-                click.echo(f"{server.name}: " + (", ".join(kept) or "no generations kept"))
+                from .generations import describe
+                from .reconcile import live_generation
+
+                click.echo(f"{server.name}:")
+                for line in describe(kept, live_generation(server.prepared)):
+                    click.echo(f"  {line}")
             else:
                 chosen = generation or (kept[-1] if kept else "?")
                 click.echo(f"{server.name}: put back the files kept by generation {chosen}")

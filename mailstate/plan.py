@@ -111,7 +111,7 @@ class Plan:
         """
         servers = sorted(self.servers, key=lambda s: s.server)
         content = [[s.server, s.live_fingerprint, s.desired_fingerprint, s.reloads, s.drift,
-                    s.welcome, s.notices,
+                    s.welcome, s.notices, sorted(s.moved.items()),
                     [(c.action, c.kind, c.name, c.domain, c.note,
                       [(f.field, f.old, f.new) for f in c.fields]) for c in s.changes],
                     [(f.path, f.action, f.service, f.reason) for f in s.files],

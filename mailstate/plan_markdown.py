@@ -119,6 +119,13 @@ def render_markdown(plan: Plan, full_plan: str | None = None) -> str:
         head.append(f"| and {len(rest)} more | | {sum(len(s.changes) for s in rest)} changes "
                     "| | | | |")
     head.append("")
+    moves = sorted((d, s.server, where[3:]) for s in plan.servers
+                   for d, where in s.moved.items() if where.startswith("to "))
+    head += [f"**Move:** `{d}` from `{old}` to `{new}` (its mail stays on `{old}` until it "
+             "is moved)  " for d, old, new in moves[:NOTES_SHOWN]]
+    if len(moves) > NOTES_SHOWN:
+        head.append(f"and {len(moves) - NOTES_SHOWN} more moves (see the full plan)")
+    head += [""] if moves else []
     if plan.has_changes:
         checksum = plan.checksum()
         head += [f"Checksum: `{checksum}` — a merge applies exactly this plan with "

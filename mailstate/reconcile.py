@@ -80,11 +80,8 @@ def _recorded_state(data: bytes | None, generation: str | None) -> ServerState |
 
 
 def target_of(desired: Desired, server: str, override: str | None) -> str:
-    """The server's target: the override (``{server}`` in it is replaced by the server's
-    name, so one override can send every server to its own local directory), the config's,
-    or the standalone local directory."""
     if override:
-        return override.replace("{server}", server)
+        return override
     config = desired.server_config(server)
     if config.target:
         return config.target

@@ -2,11 +2,11 @@
 
 Each recipe is read as the forge reads it; every `run:` (GitHub) or `script:` (GitLab) step
 runs with bash in a copy of examples/repo, with the servers as local directories
-(``MAILSTATE_TARGET=local:DIR/{server}``), the forge's API answered by the stand-ins in
-``fakes/`` (``gh`` and ``curl``, with the real jq), and the forge's expressions filled in. Only
-the install step is skipped (the package under test is already installed). A pull request is
-planned twice (one comment, updated in place), merged and applied with the reviewed checksum;
-then a change pushed after the review is refused on merge.
+(``MAILSTATE_TARGET="maximusconfessor=local:DIR/mx gregorius=local:DIR/gr"``), the forge's
+API answered by the stand-ins in ``fakes/`` (``gh`` and ``curl``, with the real jq), and the
+forge's expressions filled in. Only the install step is skipped (the package under test is
+already installed). A pull request is planned twice (one comment, updated in place), merged
+and applied with the reviewed checksum; then a change pushed after the review is refused.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ class Forge:
     def env(self) -> dict[str, str]:
         return {"PATH": f"{self.bin}:{os.environ['PATH']}", "HOME": str(self.home),
                 "FAKE_FORGE_STATE": str(self.state), "LANG": "C.UTF-8",
-                "MAILSTATE_TARGET": f"local:{self.servers}/{{server}}"}
+                "MAILSTATE_TARGET": " ".join(f"{name}=local:{self.servers}/{name}"
+                                             for name in ("maximusconfessor", "gregorius"))}
 
     def bash(self, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],

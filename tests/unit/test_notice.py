@@ -34,13 +34,14 @@ def test_only_the_services_the_server_offers_are_named() -> None:
 def test_apply_sends_it_once_to_the_contact(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "examples" / "repo", repo)
-    target = f"local:{tmp_path}/servers/{{server}}"
+    target = [arg for name in ("maximusconfessor", "gregorius")
+              for arg in ("--target", f"{name}=local:{tmp_path}/servers/{name}")]
     runner = CliRunner()
-    plan = runner.invoke(main, ["plan", str(repo), "--target", target])
+    plan = runner.invoke(main, ["plan", str(repo), *target])
     lines = [x for x in plan.stdout.splitlines() if "new-domain notice" in x]
     assert lines == ["  new-domain notice to the account's contact: bakkerijpeeters.be",
                      "  new-domain notice to the account's contact: monsite.be, monsite.eu"]
-    result = runner.invoke(main, ["apply", str(repo), "--target", target, "--auto-approve"])
+    result = runner.invoke(main, ["apply", str(repo), *target, "--auto-approve"])
     assert result.exit_code == 0, result.output
     outbox = tmp_path / "servers" / "maximusconfessor" / "var/lib/mailstate/outbox"
     mail = email.message_from_bytes((outbox / "@monsite.be.eml").read_bytes(),
@@ -53,5 +54,5 @@ def test_apply_sends_it_once_to_the_contact(tmp_path: Path) -> None:
     # accounts without a contact get none; a second apply sends nothing again
     assert not list(outbox.glob("@artstudio*"))
     before = sorted(p.name for p in outbox.iterdir())
-    again = runner.invoke(main, ["apply", str(repo), "--target", target, "--auto-approve"])
+    again = runner.invoke(main, ["apply", str(repo), *target, "--auto-approve"])
     assert again.exit_code == 0 and sorted(p.name for p in outbox.iterdir()) == before
