@@ -5,7 +5,9 @@ message at your e-mail address". mailstate sends it to the account's ``contact:`
 apply adds a domain to a server: which domain, on which server, and where to read mail: only
 the IMAP and POP3 services the server's Dovecot really offers (``doveconf -h protocols``),
 at the host name Postfix knows itself by. No password is ever in it. It is sent once, like the
-welcome mail: only the apply that adds the domain includes it.
+welcome mail: only the apply that adds the domain includes it. A domain whose mailboxes all
+say ``welcome: false`` (what ``mailstate import --from virtualmin`` writes) is being taken
+over, not set up, and gets no notice either.
 """
 
 from __future__ import annotations

@@ -191,11 +191,16 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     plan.welcome = sorted(added & desired.welcome.get(server, set()))
     new_domains = {c.name for c in plan.changes if c.kind == "domain" and c.action == "add"}
     notices = {}
+    welcomed = desired.welcome.get(server, set())
     for item in desired.inputs:
         account = desired.accounts.get(item.account)
-        if (item.server == server and item.domain is not None and item.domain.name in
-                new_domains and account is not None and account.contact):
-            notices[item.domain.name] = (item.account, str(account.contact))
+        if (item.server != server or item.domain is None or item.domain.name not in
+                new_domains or account is None or not account.contact):
+            continue
+        boxes = set(item.domain.mailboxes)
+        if boxes and not boxes & welcomed:
+            continue  # every mailbox says `welcome: false`: taken over (import), not set up
+        notices[item.domain.name] = (item.account, str(account.contact))
     plan.notices = sorted(notices)
     managed_settings = {k: snapshot.postconf.get(k, "") for k in rendered.postfix_settings}
     plan.live_fingerprint = _fingerprint(live_hashes, managed_settings)

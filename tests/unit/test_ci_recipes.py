@@ -86,7 +86,7 @@ class Forge:
             assert "$argon2id$" not in comment["body"]
         return done
 
-    def edit(self, old: str, new: str, name: str = "monsite.be.yaml") -> None:
+    def edit(self, old: str, new: str, name: str = "monsite/monsite.be.yaml") -> None:
         path = self.repo / "domains" / name
         text = path.read_text()
         assert old in text
@@ -183,7 +183,7 @@ def test_validate_annotates_the_pull_request(tmp_path: Path) -> None:
     forge.edit("domain: monsite.be", "domain: monsite.be\nbogus: 1")
     result = run_github_job(forge, "plan")
     assert result.returncode == 1
-    assert result.stdout.startswith("::error file=domains/monsite.be.yaml,line=")
+    assert result.stdout.startswith("::error file=domains/monsite/monsite.be.yaml,line=")
     assert "title=mailstate error::unknown key 'bogus'" in result.stdout
     assert forge.load()["comments"] == []
 

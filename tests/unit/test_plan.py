@@ -151,9 +151,9 @@ def test_markdown_opens_with_the_summary_then_a_collapsed_section_per_domain() -
     assert "Checksum: `ms1:" in head
     first, second = rest.split("<details>")
     assert first.startswith("<summary><code>monsite.be</code> on maximusconfessor: 1 to change")
-    assert "| ~ | mailbox `info` | quota: 3G → 2G |" in first
+    assert "| ~ | mailbox `info` | quota: `3G` → `2G` |" in first
     assert second.startswith("<summary><code>monsite.be</code> on gregorius: 2 to add")
-    assert "| + | mailbox `sales` | Info; 3G |" in second
+    assert "| + | mailbox `sales` | `Info; 3G` |" in second
     assert md.count("</details>\n\n") == 2
 
 
