@@ -98,7 +98,9 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
     for login in plan.welcome:
-        members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
+        welcome = render_welcome(mailboxes[login], now=now,
+                                 protocols=prep.snapshot.facts.protocols)
+        members[f"welcome/{login}.eml"] = (welcome, 0o600)
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
         members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)

@@ -118,6 +118,9 @@ class Facts(BaseModel):
     dovecot_version: str = "2.3.19"
     postfix_version: str = "3.7.11"
     db_type: str = "hash"  # `postconf -h default_database_type`
+    # `doveconf -h protocols`: what the welcome mail may name. Unknown: IMAP only, the one
+    # protocol mailstate needs the operator to install (POP3 is dovecot-pop3d, optional).
+    protocols: tuple[str, ...] = ("imap",)
 
     @property
     def dovecot24(self) -> bool:

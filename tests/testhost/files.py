@@ -49,7 +49,8 @@ def prepare(base: Path, fqdn: str, addrs: Addresses, source: Path = Path("/")) -
 def _dovecot24(source: Path) -> bool:
     """Is the Dovecot of this root 2.4 or later? (Its package records the version.)"""
     status = (source / "var/lib/dpkg/status").read_text()
-    m = re.search(r"^Package: dovecot-core\n(?:[^\n]+\n)*?Version: (?:\d+:)?(\d+)\.(\d+)", status, re.M)
+    pattern = r"^Package: dovecot-core\n(?:[^\n]+\n)*?Version: (?:\d+:)?(\d+)\.(\d+)"
+    m = re.search(pattern, status, re.M)
     if m is None:
         raise RuntimeError(f"dovecot-core is not installed in {source}")
     return (int(m.group(1)), int(m.group(2))) >= (2, 4)

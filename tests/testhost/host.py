@@ -130,7 +130,9 @@ class TestHost:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, name: str = "mail", domain: str = "test", release: str | None = None) -> None:
+    def __init__(
+        self, name: str = "mail", domain: str = "test", release: str | None = None
+    ) -> None:
         self.name = name
         self.release = release or machine_release()
         self.fqdn = f"{name}.{domain}"
@@ -287,10 +289,12 @@ class TestHost:
 
     # --- readiness and inspection -----------------------------------------------------------
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until sshd, smtpd (:25), imap (:143), pop3 (:110) answer, and postgrey if it is starting."""
+        """Wait until sshd, smtpd (:25), imap (:143), pop3 (:110) answer, and postgrey if it
+        is starting."""
         base = self._need(self.base)
         deadline = time.monotonic() + timeout
-        pending = {SSH_PORT: b"SSH-", SMTP_PORT: b"220 ", IMAP_PORT: b"* OK", POP3_PORT: b"+OK"}
+        pending = {SSH_PORT: b"SSH-", SMTP_PORT: b"220 ", IMAP_PORT: b"* OK"}
+        pending[POP3_PORT] = b"+OK"
         while True:
             status = (base / "status").read_text().strip() if (base / "status").exists() else ""
             if status.startswith("failed") or not _alive(self._need(self.init_pid)):
