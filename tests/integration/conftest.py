@@ -51,6 +51,13 @@ def testhost(request: pytest.FixtureRequest, testhost_environment: None) -> Iter
         yield host
 
 
+@pytest.fixture(params=RELEASE_PARAMS)
+def release(request: pytest.FixtureRequest) -> str:
+    """Each Debian release in turn, for a test that starts its own hosts (start_testhost)."""
+    require_testhost_environment(request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def start_testhost(testhost_environment: None) -> Iterator[Callable[..., TestHost]]:
     """A function that starts an extra host (e.g. `start_testhost("mx2")`), stopped after the

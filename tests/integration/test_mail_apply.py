@@ -167,9 +167,9 @@ def round_trips(site: Site) -> tuple[int, int]:
 
 
 def test_round_trips_do_not_grow_with_mailboxes(
-    start_testhost: Callable[..., TestHost], tmp_path: Path
+    start_testhost: Callable[..., TestHost], tmp_path: Path, release: str
 ) -> None:
-    host = start_testhost("trips")
+    host = start_testhost("trips", release=release)
     site = Site.create(host, tmp_path / "repo")
     measured = {}
     for size in (1, 10, 1000):
@@ -328,12 +328,12 @@ def test_failed_reload_restores_the_previous_generation(site: Site, host: TestHo
 
 
 def test_dovecot_fragment_dovecot_does_not_read_is_caught(
-    start_testhost: Callable[..., TestHost], tmp_path: Path
+    start_testhost: Callable[..., TestHost], tmp_path: Path, release: str
 ) -> None:
     """A layout whose Dovecot fragment is outside conf.d, on a new server: Dovecot comes back
     without mailstate's configuration (no LMTP socket), the probe sees it and everything is
     put back as it was; with the right layout the same apply works."""
-    host = start_testhost("layout")
+    host = start_testhost("layout", release=release)
     site = Site.create(host, tmp_path / "repo")
     site.layout = {"dovecot_fragment": "/etc/dovecot/mailstate/99-mailstate.conf"}
     postconf = host.exec(["postconf", "-n"]).stdout

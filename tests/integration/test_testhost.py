@@ -251,8 +251,8 @@ def test_cached_root_is_rebuilt_when_stale_or_broken(tmp_path: Path, monkeypatch
     assert not rootfs._usable(root, stamp, wanted)
 
 
-def test_partial_start_is_cleaned_up(testhost_environment: None, monkeypatch) -> None:
-    host = TestHost("broken")
+def test_partial_start_is_cleaned_up(release: str, monkeypatch) -> None:
+    host = TestHost("broken", release=release)
     made: dict[str, object] = {}
 
     def fail() -> None:
