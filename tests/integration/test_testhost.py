@@ -177,8 +177,9 @@ def test_exec_reports_failures(testhost: TestHost) -> None:
 
 def _leftovers(netns: str, veth: str, pids: list[int], base: Path) -> list[str]:
     found = []
-    if netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout:
-        found.append(f"netns {netns}")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if netns in [line.split()[0] for line in listed.splitlines() if line.strip()]:
+        found.append(f"netns {netns}")  # by name: mailstate-1 is not mailstate-12
     if subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode == 0:
         found.append(f"veth {veth}")
     found += [f"pid {p}" for p in pids if Path(f"/proc/{p}").exists()]
