@@ -189,9 +189,21 @@ echo running >&4
 
 # --- supervision loop: control requests, and a note when a daemon dies ----------------------
 exec 3<>/run/testhost/control
+partial=""
 while :; do
-    # A trapped SIGTERM waits for `read` to return: keep the timeout short.
-    if read -r -t 0.2 request token <&3; then
+    # A trapped SIGTERM waits for `read` to return: keep the timeout short. A timeout can come
+    # in the middle of a request line (read takes a FIFO byte by byte): bash keeps what it read
+    # in the variable, and it is the start of the next line ("estart-postgrey" otherwise).
+    line=""
+    if ! read -r -t 0.2 line <&3; then
+        partial=$partial$line
+        line=""
+    elif [ -n "$partial" ]; then
+        line=$partial$line
+        partial=""
+    fi
+    if [ -n "$line" ]; then
+        read -r request token <<<"$line"
         case $request in
             restart-postgrey)
                 stop_postgrey
