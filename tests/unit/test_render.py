@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
 from mailstate.render import render, render_welcome, welcome_recipient
 from mailstate.state import Greylisting, ServerState, Vacation
-from mailstate.values import check_name
 from mailstate.transport.base import parse_protocols
+from mailstate.values import check_name
 
 from .samples import mailbox, one_domain
 from .strategies import server_states
