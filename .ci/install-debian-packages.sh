@@ -6,8 +6,8 @@
 # Each test host then runs its own copies inside namespaces (tests/testhost).
 set -eu
 
-PACKAGES="postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve postgrey
-openssh-server openssh-client swaks iproute2 util-linux procps openssl cpio"
+PACKAGES="postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-pop3d postgrey
+openssh-server openssh-client swaks iproute2 util-linux procps openssl cpio mmdebstrap"
 
 if [ "$(id -u)" != 0 ]; then
     echo "$0: must run as root" >&2

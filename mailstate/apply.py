@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 from .notice import render_notice
 from .reconcile import Prepared
+from .render import login as dovecot_user
 from .render import render_welcome, welcome_recipient
 from .retention import prune
-from .state import ServerState
+from .state import Mailbox, ServerState
 from .transport.base import TransportError, script
 
 PUSH = """set -eu
@@ -90,6 +91,7 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         "vmail": f"{layout.vmail_uid} {layout.vmail_gid} {layout.vmail_dir}".encode(),
         "lmtp_socket": f"/var/spool/postfix/{layout.lmtp_socket}".encode(),
         "prune": _lines(prune([*prep.snapshot.generations, gen])),
+        "probe": _lines(probe_logins(plan.welcome, mailboxes)),
         "manifest.json": json.dumps(manifest, indent=1).encode(),
         "state.json": json.dumps({"format": 1, "generation": gen,
                                   "state": state.model_dump(mode="json")}).encode(),
@@ -99,7 +101,9 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
     for login in plan.welcome:
-        members[f"welcome/{login}.eml"] = (render_welcome(mailboxes[login], now=now), 0o600)
+        welcome = render_welcome(mailboxes[login], now=now,
+                                 protocols=prep.snapshot.facts.protocols or ("imap",))
+        members[f"welcome/{login}.eml"] = (welcome, 0o600)
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
         members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)
@@ -111,6 +115,18 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         members[f"welcome/@{name}.from"] = (f"postmaster@{name}".encode(), 0o600)
         members[f"welcome/@{name}.to"] = (contact.encode(), 0o600)  # the envelope recipient
     return _tar(members)
+
+
+PROBE_MAX = 20
+
+
+def probe_logins(new: list[str], mailboxes: dict[str, Mailbox]) -> list[str]:
+    """Mailboxes the server opens after a reload to prove it can store mail: the new ones
+    (their homes are made now), those with a Sieve script, and one other; at most PROBE_MAX."""
+    chosen = dict.fromkeys(new)
+    chosen.update(dict.fromkeys(sorted(m for m, b in mailboxes.items() if b.vacation)))
+    chosen.update(dict.fromkeys(sorted(mailboxes)[:1]))
+    return [dovecot_user(mailboxes[m].login) for m in chosen if m in mailboxes][:PROBE_MAX]
 
 
 def _tar(members: dict[str, tuple[bytes, int]]) -> bytes:

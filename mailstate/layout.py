@@ -118,7 +118,10 @@ class Facts(BaseModel):
     dovecot_version: str = "2.3.19"
     postfix_version: str = "3.7.11"
     db_type: str = "hash"  # `postconf -h default_database_type`
-    protocols: str = ""  # `doveconf -h protocols`, e.g. "imap pop3 lmtp" ("" when unknown)
+    # `doveconf -h protocols`: what the welcome mail and the new-domain notice may name; empty
+    # when unknown (a local target): the welcome mail then names IMAP only, the one protocol
+    # mailstate needs the operator to install (POP3 is dovecot-pop3d, optional).
+    protocols: tuple[str, ...] = ()
     ssl: str = ""  # `doveconf -h ssl`: yes, required or no
     myhostname: str = ""  # `postconf -h myhostname`: the name clients reach the server by
 

@@ -25,7 +25,7 @@ from .state import Domain
 def _services(facts: Facts, host: str) -> list[str]:
     if not facts.protocols:  # a local target: no Dovecot to ask
         return ["IMAP and POP3 servers:   not known yet; ask the provider"]
-    offered = facts.protocols.split()
+    offered = facts.protocols
     tls = facts.ssl in ("yes", "required")
     lines = []
     if "imap" in offered:

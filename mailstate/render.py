@@ -303,7 +303,8 @@ def render(state: ServerState, layout: Layout, facts: Facts,
 
 
 def render_welcome(
-    mailbox: Mailbox, *, server: str | None = None, now: dt.datetime | None = None
+    mailbox: Mailbox, *, server: str | None = None, now: dt.datetime | None = None,
+    protocols: tuple[str, ...] = ("imap",),
 ) -> bytes:
     """The welcome mail of a new mailbox (RFC 5322, CRLF), headers built by ``email``.
 
@@ -313,12 +314,16 @@ def render_welcome(
     its one recipient; if the usual folding does not keep it so, headers are written unfolded
     (names are short: a line stays far below 998 characters). It is sent to an explicit
     envelope recipient anyway (see ``welcome_recipient``), never with ``sendmail -t``.
+
+    It names only the protocols the server reported (Facts.protocols): telling a user about
+    POP3 on a server without dovecot-pop3d sends them to a port that refuses them.
     """
     domain = mailbox.domain
     addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
+    offered = [p for p in ("imap", "pop3") if p in protocols]
     body = ENV.get_template("welcome.txt.j2").render(
         mb=mailbox, addresses=addresses, quota=_human_size(mailbox.quota),
-        server=server or f"mail.{domain}")
+        server=server or f"mail.{domain}", protocols=offered)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = Address("Postmaster", "postmaster", domain)
     msg["To"] = Address(mailbox.name, mailbox.login, domain)

@@ -10,7 +10,9 @@
 #   2. check the staged files with the server's own tools: postmap into the staging area,
 #      doveconf -n with the staged Dovecot files, sievec on staged Sieve scripts;
 #   3. keep the current files as a generation, swap each new file in with rename(2);
-#   4. postconf -e, reload only the daemons whose files changed, probe them;
+#   2b. the mail directory must belong to the mail user;
+#   4. postconf -e, reload only the daemons whose files changed, probe them and open some
+#      mailboxes as the mail user;
 #      on any failure put the previous generation back, reload again, exit non-zero;
 #   5. send welcome mails, drop old generations.
 #
@@ -112,6 +114,31 @@ reload_all() {
     while read -r service; do reload_one "$service" || rc=1; done < "$GEN/reload"
     return $rc
 }
+check_mail_dir() {  # the mail directory (and its domain directories) must be the mail user's
+    [ "$NOCMD" = 1 ] && return 0  # the local target has no mail user
+    read -r vuid vgid vdir < "$META/vmail"
+    [ -e "$ROOT$vdir" ] || return 0  # made below, owned by the mail user
+    [ -d "$ROOT$vdir" ] || fail "the mail directory $vdir is not a directory; nothing was changed"
+    bad=$(find "$ROOT$vdir" -maxdepth 1 -type d \
+        \( ! -uid "$vuid" -o ! -gid "$vgid" -o ! -perm -u=rwx \) -print -quit 2>&1)
+    [ -z "$bad" ] && return 0
+    owner=$(stat -c '%u:%g, mode %a' "$bad" 2>/dev/null)
+    fail "$bad is owned by $owner: the mail user $vuid:$vgid must own it and may write to it, \
+or Dovecot cannot create mailboxes there and every delivery is deferred. Fix it with \
+'chown $vuid:$vgid $bad && chmod u+rwx $bad' (or set vmail_uid/vmail_gid in mailstate.yaml)"
+}
+probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as the mail user?
+    [ -s "$META/probe" ] || return 0
+    if [ "$NOCMD" = 1 ]; then skipped "mailbox probe (doveadm mailbox status)"; return 0; fi
+    while read -r login; do
+        # Opens (and on first use creates) the home, Maildir and INBOX with the user's own
+        # settings and privileges, as a delivery would: a server that accepts mail it cannot
+        # store fails here instead of deferring every message.
+        out=$(doveadm mailbox status -u "$login" messages INBOX 2>&1) \
+            || { say "mailbox $login cannot be opened by Dovecot: $out" >&2; return 1; }
+    done < "$META/probe"
+    say "probed $(wc -l < "$META/probe") mailbox(es)"
+}
 
 # 1. lock and compare-and-swap -----------------------------------------------------------
 mkdir -p "$ROOT$STATE_DIR/generations" || fail "cannot create $STATE_DIR"
@@ -169,6 +196,8 @@ else
         done < "$META/sieve"
     fi
 fi
+
+check_mail_dir
 
 # 3. keep the current generation, swap the new files in -----------------------------------
 step swapping
@@ -229,6 +258,7 @@ fi
 # 4. reload what changed, probe --------------------------------------------------------
 step reloading
 reload_all || abort "a daemon did not come back after reload"
+probe_delivery || abort "Dovecot cannot store mail in a mailbox after the reload"
 
 # 5. done: manifest and state, welcome mails, retention --------------------------------
 for record in state.json manifest.json; do

@@ -4,7 +4,7 @@
 # Input: standard input lists, one per line, the absolute paths to read (files or
 # directories). Output on standard output: a tar archive holding `files.tar` (those paths,
 # relative to the root, Postfix's compiled .db/.lmdb maps and Sieve binaries excluded) and
-# `facts/` (versions, the map type, `postconf -n`, generations kept, and the quota usage of
+# `facts/` (versions, the map type, Dovecot's protocols, `postconf -n`, generations kept, and the quota usage of
 # each mailbox for the quota report).
 #
 # MAILSTATE_ROOT (default: empty) prefixes every path: the local target uses a directory as
@@ -41,9 +41,10 @@ if [ "$NOCMD" != 1 ]; then
     dovecot --version > "$tmp/facts/dovecot_version" 2>/dev/null || true
     postconf -h mail_version > "$tmp/facts/postfix_version" 2>/dev/null || true
     postconf -h default_database_type > "$tmp/facts/db_type" 2>/dev/null || true
+    # What Dovecot serves (2.3: "imap lmtp pop3"; 2.4: one "imap = yes" line each).
+    doveconf -h protocols > "$tmp/facts/protocols" 2>/dev/null || true
     postconf -n > "$tmp/facts/postconf" 2>/dev/null || true
     postconf -h myhostname > "$tmp/facts/myhostname" 2>/dev/null || true
-    doveconf -h protocols > "$tmp/facts/protocols" 2>/dev/null || true
     doveconf -h ssl > "$tmp/facts/ssl" 2>/dev/null || true
 elif [ -f "$ROOT/etc/postfix/main.cf" ]; then
     cp "$ROOT/etc/postfix/main.cf" "$tmp/facts/postconf"

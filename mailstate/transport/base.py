@@ -144,12 +144,29 @@ def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) ->
         facts = facts.model_copy(update={"postfix_version": facts_raw["postfix_version"]})
     if facts_raw.get("db_type"):
         facts = facts.model_copy(update={"db_type": facts_raw["db_type"]})
-    for name in ("protocols", "ssl", "myhostname"):  # for the new-domain notice
+    for name in ("ssl", "myhostname"):  # for the new-domain notice
         if facts_raw.get(name):
             facts = facts.model_copy(update={name: " ".join(facts_raw[name].split())})
+    protocols = parse_protocols(facts_raw.get("protocols", ""))
+    if protocols:
+        facts = facts.model_copy(update={"protocols": protocols})
     return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
                     sorted(facts_raw.get("generations", "").split()),
                     _usage(facts_raw.get("usage", "")))
+
+
+def parse_protocols(text: str) -> tuple[str, ...]:
+    """`doveconf -h protocols`: Dovecot 2.3 prints "imap lmtp pop3", 2.4 one "imap = yes" line
+    per protocol (and "no" for one switched off)."""
+    found: list[str] = []
+    for line in text.splitlines():
+        name, eq, value = line.partition("=")
+        if eq:
+            if value.strip() == "yes" and name.strip():
+                found.append(name.strip())
+        else:
+            found += line.split()
+    return tuple(sorted(set(found)))
 
 
 def _usage(text: str) -> dict[str, int]:

@@ -3,6 +3,10 @@
 Without root or the Debian packages the tests are skipped, with the reason; with
 MAILSTATE_REQUIRE_INTEGRATION=1 (set by CI) they fail instead, so CI cannot go green by
 skipping everything.
+
+Every test that uses `host`, `site` or `testhost` runs once per Debian release (12: the
+machine's own packages, 13: a cached Debian 13 root, see tests/testhost/rootfs.py);
+MAILSTATE_TESTHOST_RELEASES (e.g. "13") narrows that to some of them.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.integration.mail import Site
-from tests.testhost import TestHost, missing_requirements
+from tests.testhost import RELEASES, TestHost, missing_requirements
+
+SELECTED_RELEASES = os.environ.get("MAILSTATE_TESTHOST_RELEASES", " ".join(RELEASES)).split()
+RELEASE_PARAMS = [pytest.param(r, id=f"debian{r}") for r in SELECTED_RELEASES]
 
 
-def require_testhost_environment() -> None:
+def require_testhost_environment(release: str | None = None) -> None:
     """Skip (or, under MAILSTATE_REQUIRE_INTEGRATION=1, fail) when test hosts cannot run."""
-    missing = missing_requirements()
+    missing = missing_requirements(release)
     if not missing:
         return
     reason = (
@@ -36,11 +43,19 @@ def testhost_environment() -> None:
     require_testhost_environment()
 
 
-@pytest.fixture(scope="session")
-def testhost(testhost_environment: None) -> Iterator[TestHost]:
-    """One started test host shared by the whole session (mail.test)."""
-    with TestHost("mail") as host:
+@pytest.fixture(scope="session", params=RELEASE_PARAMS)
+def testhost(request: pytest.FixtureRequest, testhost_environment: None) -> Iterator[TestHost]:
+    """One started test host per release, shared by the whole session (mail.test)."""
+    require_testhost_environment(request.param)
+    with TestHost("mail", release=request.param) as host:
         yield host
+
+
+@pytest.fixture(params=RELEASE_PARAMS)
+def release(request: pytest.FixtureRequest) -> str:
+    """Each Debian release in turn, for a test that starts its own hosts (start_testhost)."""
+    require_testhost_environment(request.param)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -49,8 +64,9 @@ def start_testhost(testhost_environment: None) -> Iterator[Callable[..., TestHos
     test. Each host gets its own namespaces, /24, SMTP sink, keys and files."""
     hosts: list[TestHost] = []
 
-    def start(name: str = "extra", domain: str = "test") -> TestHost:
-        host = TestHost(name, domain)
+    def start(name: str = "extra", domain: str = "test", release: str | None = None) -> TestHost:
+        require_testhost_environment(release)
+        host = TestHost(name, domain, release)
         host.start()
         hosts.append(host)
         return host
@@ -77,10 +93,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                     report.sections.append((f"{value.fqdn} {name}.log", text))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=RELEASE_PARAMS)
 def host(request: pytest.FixtureRequest, testhost_environment: None) -> Iterator[TestHost]:
-    """One test host per test module, named by the module's HOST_NAME."""
-    with TestHost(request.module.HOST_NAME) as started:
+    """One test host per test module and release, named by the module's HOST_NAME."""
+    require_testhost_environment(request.param)
+    with TestHost(request.module.HOST_NAME, release=request.param) as started:
         yield started
 
 

@@ -11,9 +11,12 @@ other's mail.
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import functools
 import imaplib
 import io
+import poplib
 import smtplib
 import socket
 import subprocess
@@ -320,6 +323,55 @@ def subjects(host: TestHost, user: str, password: str) -> list[str]:
             line = part[1].decode("utf-8", "replace").strip()
             found.append(line.partition(":")[2].strip())
     return found
+
+
+@dataclass
+class Pop3Mailbox:
+    """What one POP3 session saw: the LIST and UIDL answers and every message, retrieved."""
+
+    listing: list[tuple[int, int]]  # (number, size octets)
+    uidls: list[str]
+    messages: list[EmailMessage]
+
+
+def pop3_read(host: TestHost, user: str, password: str, source: str | None = None) -> Pop3Mailbox:
+    """Log in over POP3 (port 110, USER/PASS), LIST, UIDL and RETR every message.
+
+    A refused login raises LoginFailed. Nothing is deleted.
+    """
+    client = _POP3(host.ip, source or host.runner_ip)
+    try:
+        try:
+            client.user(user)
+            client.pass_(password)
+        except poplib.error_proto as exc:
+            raise LoginFailed(f"POP3 login {user}: {exc}") from None
+        _, lines, _ = client.list()
+        listing = [(int(n), int(size)) for n, size in (line.split() for line in lines)]
+        _, lines, _ = client.uidl()
+        uidls = [line.split()[1].decode() for line in lines]
+        messages = []
+        for number, _ in listing:
+            _, body, _ = client.retr(number)
+            raw = b"\r\n".join(body) + b"\r\n"
+            messages.append(email.message_from_bytes(raw, policy=email.policy.default))
+        return Pop3Mailbox(listing, uidls, messages)  # type: ignore[arg-type]
+    finally:
+        with contextlib.suppress(Exception):
+            client.quit()
+
+
+class _POP3(poplib.POP3):
+    """poplib.POP3 from a chosen local address (the runner has two)."""
+
+    def __init__(self, host: str, source: str) -> None:
+        self._source = source
+        super().__init__(host, 110, timeout=30)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self._source, 0)
+        )
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:

@@ -167,9 +167,9 @@ def round_trips(site: Site) -> tuple[int, int]:
 
 
 def test_round_trips_do_not_grow_with_mailboxes(
-    start_testhost: Callable[..., TestHost], tmp_path: Path
+    start_testhost: Callable[..., TestHost], tmp_path: Path, release: str
 ) -> None:
-    host = start_testhost("trips")
+    host = start_testhost("trips", release=release)
     site = Site.create(host, tmp_path / "repo")
     measured = {}
     for size in (1, 10, 1000):
@@ -257,6 +257,51 @@ def test_failed_check_changes_nothing(site: Site, host: TestHost) -> None:
     assert rcpt(host, sender(), "restore0002@restore.be")[0] == 250
 
 
+def test_mail_directory_of_the_wrong_owner_is_refused(site: Site, host: TestHost) -> None:
+    """An operator made /var/vmail by hand, owned by root: Dovecot (as the mail user) could not
+    create a mailbox in it and would defer every delivery. Apply refuses before the swap."""
+    site.apply(restore_domain("restore", "restore0001"))
+    before, gens = contents(host), generations(host)
+    host.exec("chown 0:0 /var/vmail")
+    try:
+        result = site.apply(restore_domain("restore", "restore0001", "restore0004"), check=False)
+    finally:
+        host.exec("chown 5000:5000 /var/vmail")
+    assert result.code == 1, result
+    assert "/var/vmail is owned by 0:0" in result.stderr, result
+    assert "chown 5000:5000 /var/vmail" in result.stderr and "nothing was changed" in result.stderr
+    assert contents(host) == before and generations(host) == gens
+    assert rcpt(host, sender(), "restore0004@restore.be")[0] == 550
+    site.apply()
+    subject = f"owner fixed {token()}"
+    send(host, sender(), "restore0004@restore.be", subject)
+    wait_for_subject(host, "restore0004", PW, subject)
+
+
+def test_probe_catches_a_mailbox_dovecot_cannot_store_to(site: Site, host: TestHost) -> None:
+    """A mailbox home left by hand, owned by root: the server would accept mail for the new
+    mailbox and defer it forever (451 4.3.0). The probe after the reload opens the new mailbox
+    as the mail user, fails, and the previous files come back: the address stays unknown."""
+    site.apply(restore_domain("restore", "restore0001"))
+    before = contents(host)
+    home = "/var/vmail/restore.be/restore0005"
+    host.exec(f"mkdir -p {home} && chown 0:0 {home} && chmod 0755 {home}")
+    try:
+        result = site.apply(restore_domain("restore", "restore0001", "restore0005"),
+                            check=False)
+        assert result.code == 1, result
+        assert "mailbox restore0005 cannot be opened by Dovecot" in result.stderr, result
+        assert "restor" in result.stderr  # the previous files were put back
+        assert contents(host) == before
+        assert rcpt(host, sender(), "restore0005@restore.be")[0] == 550
+    finally:
+        host.exec(f"rm -rf {home}")
+    site.apply()
+    subject = f"home fixed {token()}"
+    send(host, sender(), "restore0005@restore.be", subject)
+    wait_for_subject(host, "restore0005", PW, subject)
+
+
 def test_failed_reload_restores_the_previous_generation(site: Site, host: TestHost) -> None:
     site.apply(restore_domain("restore", "restore0001"))
     before, gens = contents(host), generations(host)
@@ -283,12 +328,12 @@ def test_failed_reload_restores_the_previous_generation(site: Site, host: TestHo
 
 
 def test_dovecot_fragment_dovecot_does_not_read_is_caught(
-    start_testhost: Callable[..., TestHost], tmp_path: Path
+    start_testhost: Callable[..., TestHost], tmp_path: Path, release: str
 ) -> None:
     """A layout whose Dovecot fragment is outside conf.d, on a new server: Dovecot comes back
     without mailstate's configuration (no LMTP socket), the probe sees it and everything is
     put back as it was; with the right layout the same apply works."""
-    host = start_testhost("layout")
+    host = start_testhost("layout", release=release)
     site = Site.create(host, tmp_path / "repo")
     site.layout = {"dovecot_fragment": "/etc/dovecot/mailstate/99-mailstate.conf"}
     postconf = host.exec(["postconf", "-n"]).stdout
@@ -337,5 +382,5 @@ def test_import_over_ssh_writes_files_that_plan_to_no_change(
     config["accounts"] = {a: {"plan": "tests", "domains": d} for a, d in owned.items()}
     (other / "mailstate.yaml").write_text(dump_yaml(config))
     plan = run_cli("plan", "--detailed-exitcode", cwd=other)
-    assert plan.code == 0, plan
+    assert plan.code == 0, (plan, run_cli("plan", "--format", "json", cwd=other))
     assert "No changes" in plan.stdout

@@ -1,7 +1,7 @@
 """After `mailstate apply` over SSH, real SMTP and IMAP show that mail goes where the domain
 files say: mailboxes and their extra addresses, forwards with and without a copy, forward-only
 and role aliases, domain aliases, unknown users refused at RCPT, removed mailboxes, changed
-passwords, welcome mails. One test host for the module; each test has its own domain."""
+passwords, welcome mails, POP3. One test host for the module; each test has its own domain."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from mailstate.transport.base import parse_protocols
 from tests.integration.mail import (
     WELCOME_SUBJECT,
+    LoginFailed,
     Site,
     can_login,
     login_refused,
     password_hash,
+    pop3_read,
     rcpt,
     send,
     settle,
@@ -267,3 +270,56 @@ def test_welcome_mail_with_a_hostile_name_reaches_only_the_mailbox(site: Site,
     wait_for_subject(host, "hostile0001", PW, WELCOME_SUBJECT)
     settle(host)
     assert sink_for(host, evil) == []
+
+
+# --- 11. POP3 -------------------------------------------------------------------------------
+def test_pop3_login_listing_and_retrieval(site: Site, host: TestHost) -> None:
+    """The manual's "POP server (receiving)": every mailbox over POP3 too, same Maildir."""
+    site.apply({"domain": "pop.be",
+                "mailboxes": {"pop": mailbox("Administrator"), "pop0001": mailbox("Reader")}})
+    subject = f"by pop3 {token()}"
+    send(host, sender(), "pop0001@pop.be", subject)
+    wait_for_subject(host, "pop0001", PW, subject)
+
+    seen = pop3_read(host, "pop0001", PW)
+    by_subject = {m["Subject"]: m for m in seen.messages}
+    assert subject in by_subject and WELCOME_SUBJECT in by_subject, list(by_subject)
+    assert len(seen.listing) == len(seen.messages) == len(seen.uidls) == 2
+    assert all(size > 0 for _, size in seen.listing)
+    # UIDLs in Dovecot 2.3's form on both versions: clients keep their state across an upgrade.
+    # (uid, then uidvalidity, 8 lower-case hex digits each; the first message has uid 1)
+    assert all(len(u) == 16 and u == u.lower() and int(u, 16) >= 0 for u in seen.uidls)
+    assert sorted(u[:8] for u in seen.uidls) == ["00000001", "00000002"]
+    # The server offers POP3, so the welcome mail names it, with IMAP.
+    welcome = by_subject[WELCOME_SUBJECT].get_content()
+    assert "POP3" in welcome and "IMAP" in welcome
+    # INBOX is the Maildir itself (Debian 13's stock mail_inbox_path must not win).
+    maildir = host.host_path("/var/vmail/pop.be/pop0001/Maildir")
+    kept = [p for sub in ("new", "cur") for p in (maildir / sub).iterdir()]
+    assert any(subject.encode() in p.read_bytes() for p in kept), kept
+    # Retrieval leaves the mail on the server (nothing was deleted) ...
+    assert subject in subjects(host, "pop0001", PW)
+    # ... and a wrong password is refused (from the second address: failures delay logins).
+    with pytest.raises(LoginFailed):
+        pop3_read(host, "pop0001", "Wrong-Password-9", source=host.runner_ip2)
+
+
+def test_welcome_mail_without_pop3_names_imap_only(site: Site, host: TestHost) -> None:
+    """A server without POP3: the welcome mail must not send users to port 110/995."""
+    off = "protocols = imap lmtp\n" if host.release == "12" else "protocols {\n  pop3 = no\n}\n"
+    host.exec(["tee", "/etc/dovecot/local.conf"], input=off)
+    host.exec("doveadm reload")
+    try:
+        offered = parse_protocols(host.exec("doveconf -h protocols").stdout)
+        assert "imap" in offered and "pop3" not in offered
+        site.apply({"domain": "nopop.be",
+                    "mailboxes": {"nopop": mailbox("Administrator", welcome=False),
+                                  "nopop0001": mailbox("Reader")}})
+        wait_for_subject(host, "nopop0001", PW, WELCOME_SUBJECT)
+        body = host.exec(
+            "grep -rl 'Welcome to your new mailbox' /var/vmail/nopop.be/nopop0001/Maildir"
+            " | head -1 | xargs cat").stdout
+        assert "IMAP" in body and "143" in body
+        assert "POP3" not in body and "110" not in body
+    finally:
+        host.exec("rm -f /etc/dovecot/local.conf && doveadm reload")

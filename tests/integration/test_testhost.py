@@ -4,15 +4,18 @@ protocol). If these fail, no other integration test can be trusted."""
 from __future__ import annotations
 
 import imaplib
+import json
+import os
 import smtplib
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import paramiko
 import pytest
 
-from tests.testhost import HostCommandError, TestHost
+from tests.testhost import HostCommandError, TestHost, config, rootfs
 
 pytestmark = pytest.mark.integration
 
@@ -174,8 +177,9 @@ def test_exec_reports_failures(testhost: TestHost) -> None:
 
 def _leftovers(netns: str, veth: str, pids: list[int], base: Path) -> list[str]:
     found = []
-    if netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout:
-        found.append(f"netns {netns}")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if netns in [line.split()[0] for line in listed.splitlines() if line.strip()]:
+        found.append(f"netns {netns}")  # by name: mailstate-1 is not mailstate-12
     if subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode == 0:
         found.append(f"veth {veth}")
     found += [f"pid {p}" for p in pids if Path(f"/proc/{p}").exists()]
@@ -185,7 +189,7 @@ def _leftovers(netns: str, veth: str, pids: list[int], base: Path) -> list[str]:
 
 
 def test_stop_leaves_nothing_behind(testhost: TestHost, start_testhost) -> None:
-    extra = start_testhost("extra")
+    extra = start_testhost("extra", release=testhost.release)
     assert extra.ip != testhost.ip and extra.runner_ip != testhost.runner_ip
     assert extra.exec("hostname").stdout.strip() == "extra.test"
     assert extra.netns and extra._veth and extra.base
@@ -200,8 +204,56 @@ def test_stop_leaves_nothing_behind(testhost: TestHost, start_testhost) -> None:
     assert testhost.exec("hostname").stdout.strip() == "mail.test"
 
 
-def test_partial_start_is_cleaned_up(testhost_environment: None, monkeypatch) -> None:
-    host = TestHost("broken")
+def test_runs_the_release_it_was_asked_for(testhost: TestHost) -> None:
+    ssh_status, out, _ = ssh_run(testhost, "cat /etc/debian_version; dovecot --version")
+    assert ssh_status == 0
+    debian, dovecot = out.split()[:2]
+    assert debian.split(".")[0] == testhost.release
+    assert dovecot.startswith("2.4." if testhost.release == "13" else "2.3.")
+    # POP3 answers (dovecot-pop3d), as IMAP does.
+    assert testhost.ports["pop3"] == 110
+
+
+def test_hosts_make_no_paths_on_the_machine(testhost: TestHost, start_testhost) -> None:
+    """Mount points a host needs are made inside its own mount namespace (or in the overlay of
+    its release's root), never on the machine; a cached root stays as it was built."""
+    paths = [*config.PRIVATE_PATHS, "/var/vmail/x"]
+    before = {p: os.path.lexists(p) for p in paths}
+    root = testhost.source
+    root_before = {p: os.path.lexists(root / p.lstrip("/")) for p in paths}
+    extra = start_testhost("paths", release=testhost.release)
+    extra.exec("mkdir -p /var/vmail/x /var/lib/mailstate/y && touch /etc/mailname")
+    for path in config.PRIVATE_PATHS:
+        assert extra.host_path(path).exists(), path
+    assert {p: os.path.lexists(p) for p in paths} == before
+    if root != Path("/"):
+        assert {p: os.path.lexists(root / p.lstrip("/")) for p in paths} == root_before
+    extra.stop()
+    assert {p: os.path.lexists(p) for p in paths} == before
+
+
+def test_cached_root_is_rebuilt_when_stale_or_broken(tmp_path: Path, monkeypatch) -> None:
+    """The decision alone (a build takes half a minute): stamp, age and marker files."""
+    root = tmp_path / "root"
+    for marker in rootfs._MARKERS:
+        (root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / marker).touch()
+    wanted = {"suite": "trixie", "packages": sorted(rootfs.PACKAGES), "mirror": "http://m/debian"}
+    stamp = tmp_path / "stamp.json"
+    stamp.write_text(json.dumps({**wanted, "built": time.time()}))
+    assert rootfs._usable(root, stamp, wanted)
+    assert not rootfs._usable(root, stamp, {**wanted, "packages": ["postfix"]})  # other set
+    stamp.write_text(json.dumps({**wanted, "built": time.time() - rootfs.MAX_AGE - 1}))
+    assert not rootfs._usable(root, stamp, wanted)  # stale
+    stamp.write_text(json.dumps({**wanted, "built": time.time()}))
+    (root / "usr/sbin/dovecot").unlink()
+    assert not rootfs._usable(root, stamp, wanted)  # broken
+    stamp.write_text("{half written")
+    assert not rootfs._usable(root, stamp, wanted)
+
+
+def test_partial_start_is_cleaned_up(release: str, monkeypatch) -> None:
+    host = TestHost("broken", release=release)
     made: dict[str, object] = {}
 
     def fail() -> None:

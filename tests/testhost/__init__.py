@@ -1,6 +1,14 @@
 """A real test host for mailstate's integration tests (see host.py)."""
 
-from .host import HostCommandError, TestHost, missing_requirements
+from .host import RELEASES, HostCommandError, TestHost, machine_release, missing_requirements
 from .sink import SinkMessage, SmtpSink
 
-__all__ = ["HostCommandError", "SinkMessage", "SmtpSink", "TestHost", "missing_requirements"]
+__all__ = [
+    "RELEASES",
+    "HostCommandError",
+    "SinkMessage",
+    "SmtpSink",
+    "TestHost",
+    "machine_release",
+    "missing_requirements",
+]

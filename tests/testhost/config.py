@@ -122,6 +122,25 @@ userdb {{
 }}
 """
 
+# The same in Dovecot 2.4's syntax (named passdb/userdb blocks; the name must differ from
+# mailstate's own `passdb passwd-file`, or the two blocks would merge).
+DOVECOT_FRAGMENT_24 = f"""\
+# Test host only: no syslog inside a test host, and IMAP LOGIN from the runner without TLS.
+log_path = /var/log/dovecot.log
+ssl = no
+auth_allow_cleartext = yes
+
+# The PAM passdb is switched off (auth-system.conf.ext, see 10-auth.conf); these find nobody.
+passdb testhost {{
+  driver = passwd-file
+  passwd_file_path = {DOVECOT_EMPTY_PASSWD}
+}}
+userdb testhost {{
+  driver = passwd-file
+  passwd_file_path = {DOVECOT_EMPTY_PASSWD}
+}}
+"""
+
 # Read first: the stock sshd_config starts with this Include and sshd keeps the first value.
 SSHD_FRAGMENT_NAME = "10-testhost.conf"
 SSHD_FRAGMENT = """\

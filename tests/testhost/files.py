@@ -27,12 +27,16 @@ def run(*cmd: str | os.PathLike[str]) -> str:
     return res.stdout
 
 
-def prepare(base: Path, fqdn: str, addrs: Addresses) -> None:
-    """Write the host's files under base: root/, mounts, init.sh, id_ed25519, known_hosts."""
+def prepare(base: Path, fqdn: str, addrs: Addresses, source: Path = Path("/")) -> None:
+    """Write the host's files under base: root/, mounts, init.sh, id_ed25519, known_hosts.
+
+    source is the root the host runs on: the machine's own, or a cached root of another
+    Debian release (its stock configuration is what gets copied).
+    """
     root = base / "root"
-    _private_copies(root, fqdn, addrs)
+    _private_copies(root, fqdn, addrs, source)
     _postfix(base, root, fqdn, addrs)
-    _dovecot(root, fqdn)
+    _dovecot(root, fqdn, dovecot24=_dovecot24(source))
     _sshd(base, root, fqdn, addrs)
     restart = root / "usr/local/sbin/testhost-restart-postgrey"
     shutil.copy(_HERE / "restart-postgrey.sh", restart)
@@ -42,7 +46,17 @@ def prepare(base: Path, fqdn: str, addrs: Addresses) -> None:
     (base / "init.sh").chmod(0o755)
 
 
-def _private_copies(root: Path, fqdn: str, addrs: Addresses) -> None:
+def _dovecot24(source: Path) -> bool:
+    """Is the Dovecot of this root 2.4 or later? (Its package records the version.)"""
+    status = (source / "var/lib/dpkg/status").read_text()
+    pattern = r"^Package: dovecot-core\n(?:[^\n]+\n)*?Version: (?:\d+:)?(\d+)\.(\d+)"
+    m = re.search(pattern, status, re.M)
+    if m is None:
+        raise RuntimeError(f"dovecot-core is not installed in {source}")
+    return (int(m.group(1)), int(m.group(2))) >= (2, 4)
+
+
+def _private_copies(root: Path, fqdn: str, addrs: Addresses, source: Path) -> None:
     files = {
         "/etc/hosts": config.hosts_file(fqdn, addrs),
         "/etc/resolv.conf": config.RESOLV_CONF,
@@ -55,32 +69,19 @@ def _private_copies(root: Path, fqdn: str, addrs: Addresses) -> None:
         dst = root / path.lstrip("/")
         dst.parent.mkdir(parents=True, exist_ok=True)
         if kind == "copy":
-            run("cp", "-a", path, dst)
+            run("cp", "-a", source / path.lstrip("/"), dst)
         elif kind == "empty":
             dst.mkdir(mode=0o755)
         elif kind == "home":
             dst.mkdir(mode=0o700)
-            for skel in Path("/etc/skel").glob(".*"):
+            for skel in (source / "etc/skel").glob(".*"):
                 shutil.copy(skel, dst / skel.name)
         else:
             dst.write_text(files[path])
             dst.chmod(0o644)
-        _ensure_mount_point(path, is_dir=kind != "file")
+    # Missing mount points (/etc/mailname, /var/vmail, ...) are made by the init inside the
+    # host's own mount namespace, never on the machine.
     os.chown(root / "var/vmail", config.VMAIL_UID, config.VMAIL_GID)
-
-
-def _ensure_mount_point(path: str, is_dir: bool) -> None:
-    """Bind mounts need an existing target; create an empty one on the machine if missing.
-
-    Only paths a Debian mail server has anyway (/etc/mailname, /etc/aliases.db, /var/vmail,
-    /var/lib/mailstate); the machine's real configuration is never touched.
-    """
-    if os.path.lexists(path):
-        return
-    if is_dir:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-    else:
-        Path(path).touch(mode=0o644)
 
 
 def _postfix(base: Path, root: Path, fqdn: str, addrs: Addresses) -> None:
@@ -99,11 +100,12 @@ def _postfix(base: Path, root: Path, fqdn: str, addrs: Addresses) -> None:
     run("postalias", "-c", bare, f"hash:{root}/etc/aliases")
 
 
-def _dovecot(root: Path, fqdn: str) -> None:
+def _dovecot(root: Path, fqdn: str, dovecot24: bool) -> None:
     """Stock config + test fragment, a self-signed certificate at the stock paths (parsed
     even with ssl = no), and the documented one-time operator step: no PAM passdb."""
     dovecot = root / "etc/dovecot"
-    (dovecot / "conf.d" / config.DOVECOT_FRAGMENT_NAME).write_text(config.DOVECOT_FRAGMENT)
+    fragment = config.DOVECOT_FRAGMENT_24 if dovecot24 else config.DOVECOT_FRAGMENT
+    (dovecot / "conf.d" / config.DOVECOT_FRAGMENT_NAME).write_text(fragment)
     auth = dovecot / "conf.d/10-auth.conf"
     stock = auth.read_text()
     auth.write_text(re.sub(r"^!include auth-system", "#!include auth-system", stock, flags=re.M))

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import config, files, netns
+from . import config, files, netns, rootfs
 from .config import Addresses
 from .sink import SmtpSink
 
@@ -56,16 +56,37 @@ REQUIRED_PROGRAMS = [
 REQUIRED_FILES = (
     "/usr/lib/dovecot/lmtp",  # dovecot-lmtpd
     "/usr/lib/dovecot/imap",  # dovecot-imapd
+    "/usr/lib/dovecot/pop3",  # dovecot-pop3d
     "/usr/lib/postfix/postfix-lmdb.so",  # postfix-lmdb
     "/usr/lib/postfix/configure-instance.sh",
 )
 
 
-def missing_requirements() -> list[str]:
-    """Why test hosts cannot run here (empty when they can): not root, or packages missing."""
+POP3_PORT = 110
+
+
+def machine_release() -> str:
+    """The Debian release number of this machine ('12' on bookworm)."""
+    return Path("/etc/debian_version").read_text().strip().split(".")[0]
+
+
+RELEASES = ("12", "13")
+
+
+def missing_requirements(release: str | None = None) -> list[str]:
+    """Why test hosts cannot run here (empty when they can): not root, or packages missing.
+
+    A host of another release than the machine's runs from a cached root (rootfs.py) that is
+    built on first use; it needs mmdebstrap and the machine's apt sources for that.
+    """
     missing = [] if os.geteuid() == 0 else ["root privileges"]
     missing += [p for p in REQUIRED_PROGRAMS if shutil.which(p, path=_PATH) is None]
     missing += [f for f in REQUIRED_FILES if not os.path.exists(f)]
+    if release is not None and release != machine_release():
+        if release not in rootfs.RELEASES:
+            missing.append(f"a way to build a Debian {release} root")
+        elif shutil.which("mmdebstrap") is None and not rootfs.root_path(release).exists():
+            missing.append("mmdebstrap")
     return missing
 
 
@@ -101,13 +122,21 @@ class TestHost:
     runner_ip2 (a second client address, not whitelisted), fqdn, key_path, known_hosts_path,
     commands (shell commands that reload the daemons on this host), sink (the SMTP sink that
     the host relays outside mail to), ports, init_pid, netns, base.
+
+    release: the Debian release the host runs ("12", "13"); None is the machine's own. The
+    machine's own release runs the machine's packages; another runs from a cached root of that
+    release (built with mmdebstrap on first use, see rootfs.py), on an overlay per host.
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, name: str = "mail", domain: str = "test") -> None:
+    def __init__(
+        self, name: str = "mail", domain: str = "test", release: str | None = None
+    ) -> None:
         self.name = name
+        self.release = release or machine_release()
         self.fqdn = f"{name}.{domain}"
+        self.source = Path("/")
         self.base: Path | None = None
         self.netns: str | None = None
         self.init_pid: int | None = None
@@ -120,6 +149,7 @@ class TestHost:
             "ssh": SSH_PORT,
             "smtp": SMTP_PORT,
             "imap": IMAP_PORT,
+            "pop3": POP3_PORT,
             "postgrey": POSTGREY_PORT,
             "sink": config.SMTP_SINK_PORT,
         }
@@ -182,6 +212,8 @@ class TestHost:
         if self._proc is not None:
             raise RuntimeError("test host already started")
         try:
+            if self.release != machine_release():
+                self.source = rootfs.ensure_root(self.release)
             self.base = Path(tempfile.mkdtemp(prefix=f"{netns.BASE_PREFIX}{self.name}-"))
             # Held while this process owns the host: reap_stale_hosts() spares locked bases.
             self._owner_lock = open(self.base / "owner.lock", "w")  # noqa: SIM115
@@ -189,7 +221,7 @@ class TestHost:
             self._addrs, self.netns, self._veth = netns.create(self.base)
             self.sink = SmtpSink(self.runner_ip, config.SMTP_SINK_PORT)
             self.sink.start()
-            files.prepare(self.base, self.fqdn, self._addrs)
+            files.prepare(self.base, self.fqdn, self._addrs, self.source)
             self._launch()
             self.wait_ready(timeout)
             if self._postgrey_state() != "running":
@@ -226,6 +258,8 @@ class TestHost:
     def _launch(self) -> None:
         base = self._need(self.base)
         env = {**_ENV, "TESTHOST_BASE": str(base), "TESTHOST_FQDN": self.fqdn}
+        if self.source != Path("/"):
+            env["TESTHOST_LOWER"] = str(self.source)
         namespaces = ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc"]
         cmd = ["ip", "netns", "exec", self._need(self.netns), "unshare", *namespaces]
         cmd.append(str(base / "init.sh"))
@@ -255,10 +289,12 @@ class TestHost:
 
     # --- readiness and inspection -----------------------------------------------------------
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until sshd, smtpd (:25), imap (:143) answer, and postgrey if it is starting."""
+        """Wait until sshd, smtpd (:25), imap (:143), pop3 (:110) answer, and postgrey if it
+        is starting."""
         base = self._need(self.base)
         deadline = time.monotonic() + timeout
         pending = {SSH_PORT: b"SSH-", SMTP_PORT: b"220 ", IMAP_PORT: b"* OK"}
+        pending[POP3_PORT] = b"+OK"
         while True:
             status = (base / "status").read_text().strip() if (base / "status").exists() else ""
             if status.startswith("failed") or not _alive(self._need(self.init_pid)):
@@ -307,7 +343,8 @@ class TestHost:
         A string runs through `bash -c`. Output is text unless `input` is bytes.
         """
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        full = ["nsenter", "-t", str(self._need(self.init_pid)), "-a", "--", *argv]
+        # -r -w: the init's root and directory (a host of another release is chrooted).
+        full = ["nsenter", "-t", str(self._need(self.init_pid)), "-a", "-r", "-w", "--", *argv]
         text = not isinstance(input, bytes)
         res = subprocess.run(
             full, input=input, capture_output=True, text=text, env=_ENV, check=False

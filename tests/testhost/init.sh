@@ -9,18 +9,63 @@
 # Environment: TESTHOST_BASE (the host's base directory), TESTHOST_FQDN (its hostname).
 set -u
 base=$TESTHOST_BASE
-exec >>"$base/root/var/log/testhost-init.log" 2>&1
-exec 4>"$base/status"  # read by the runner; $base is hidden once /tmp is mounted
+if [ "${TESTHOST_PHASE:-}" != daemons ]; then
+    exec >>"$base/root/var/log/testhost-init.log" 2>&1
+    exec 4>"$base/status"  # read by the runner; $base is hidden once /tmp is mounted
+fi
 log() { echo "$(date '+%F %T.%3N') init: $*"; }
 fail() { log "FATAL: $*"; echo "failed: $*" >&4; exit 1; }
 
 # --- filesystem -----------------------------------------------------------------------------
-while read -r src dst; do
-    mount --bind "$base/root$src" "$dst" || fail "bind $dst"
-done <"$base/mounts"
-mount -t tmpfs -o mode=0755,size=64m tmpfs /run || fail "tmpfs /run"
-# A server does not share /tmp with the test runner (mount after the last read from $base).
-mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp || fail "tmpfs /tmp"
+# Runs twice for a host of another Debian release: first on the machine's root (mounts, then
+# chroot into the release's root), then inside it (TESTHOST_PHASE=daemons) for the daemons.
+if [ "${TESTHOST_PHASE:-}" != daemons ]; then
+    # TESTHOST_LOWER: the cached root of another release; the host runs on an overlay of it
+    # (writes land in $base/upper), so missing mount points are made in the overlay.
+    newroot=""
+    if [ -n "${TESTHOST_LOWER:-}" ]; then
+        newroot=$base/merged
+        mkdir -p "$base/upper" "$base/work" "$newroot"
+        mount -t overlay overlay \
+            -o "lowerdir=$TESTHOST_LOWER,upperdir=$base/upper,workdir=$base/work" "$newroot" \
+            || fail "overlay of $TESTHOST_LOWER"
+    fi
+    # On the machine's own root a missing mount point must not be created on the machine:
+    # its top directory (/etc, /var) gets a private overlay first, in this mount namespace only.
+    overlaid=" "
+    while read -r src dst; do
+        [ -z "$newroot" ] && [ ! -e "$dst" ] && [ ! -L "$dst" ] || continue
+        top=/$(printf '%s' "$dst" | cut -d/ -f2)
+        case $overlaid in *" $top "*) continue ;; esac
+        ovl=$base/overlay$(printf '%s' "$top" | tr / -)
+        mkdir -p "$ovl/upper" "$ovl/work"
+        mount -t overlay overlay -o "lowerdir=$top,upperdir=$ovl/upper,workdir=$ovl/work" "$top" \
+            || fail "overlay of $top"
+        overlaid="$overlaid$top "
+    done <"$base/mounts"
+    while read -r src dst; do
+        target=$newroot$dst
+        if [ ! -e "$target" ] && [ ! -L "$target" ]; then
+            if [ -d "$base/root$src" ]; then mkdir -p "$target"; else
+                mkdir -p "$(dirname "$target")" && : >"$target"; fi
+        fi
+        mount --bind "$base/root$src" "$target" || fail "bind $dst"
+    done <"$base/mounts"
+    if [ -n "$newroot" ]; then
+        mount -t proc proc "$newroot/proc" || fail "proc in $newroot"
+        mount --rbind /dev "$newroot/dev" || fail "dev in $newroot"
+    fi
+    mount -t tmpfs -o mode=0755,size=64m tmpfs "$newroot/run" || fail "tmpfs /run"
+    mkdir -p "$newroot/run/testhost"
+    if [ -n "$newroot" ]; then
+        cp "$0" "$newroot/run/testhost/init.sh"
+        mount -t tmpfs -o mode=1777,size=256m tmpfs "$newroot/tmp" || fail "tmpfs /tmp"
+        cd "$newroot" || fail "cd $newroot"
+        TESTHOST_PHASE=daemons exec chroot . /bin/bash /run/testhost/init.sh
+    fi
+    # A server does not share /tmp with the test runner (mount after the last read from $base).
+    mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp || fail "tmpfs /tmp"
+fi
 mkdir -p /run/sshd /run/testhost /run/lock && chmod 0755 /run/sshd
 mkfifo -m 0600 /run/testhost/control || fail "control fifo"
 hostname "$TESTHOST_FQDN"
@@ -133,7 +178,10 @@ start_postgrey
 start dovecot /var/log/dovecot.log dovecot -F
 start sshd /var/log/sshd.log /usr/sbin/sshd -D -e
 # Postfix: queue dirs, chroot copies of /etc files, permissions (Debian's master.cf chroots).
-/usr/lib/postfix/configure-instance.sh - || fail "configure-instance.sh"
+# Debian 13's postfix start runs configure-instance.sh itself (and refuses to be run by hand).
+if ! grep -q 'internal script used by postfix' /usr/lib/postfix/configure-instance.sh; then
+    /usr/lib/postfix/configure-instance.sh - || fail "configure-instance.sh"
+fi
 postfix check || fail "postfix check"
 start postfix /var/log/postfix.log postfix start-fg
 await_postgrey
@@ -141,9 +189,21 @@ echo running >&4
 
 # --- supervision loop: control requests, and a note when a daemon dies ----------------------
 exec 3<>/run/testhost/control
+partial=""
 while :; do
-    # A trapped SIGTERM waits for `read` to return: keep the timeout short.
-    if read -r -t 0.2 request token <&3; then
+    # A trapped SIGTERM waits for `read` to return: keep the timeout short. A timeout can come
+    # in the middle of a request line (read takes a FIFO byte by byte): bash keeps what it read
+    # in the variable, and it is the start of the next line ("estart-postgrey" otherwise).
+    line=""
+    if ! read -r -t 0.2 line <&3; then
+        partial=$partial$line
+        line=""
+    elif [ -n "$partial" ]; then
+        line=$partial$line
+        partial=""
+    fi
+    if [ -n "$line" ]; then
+        read -r request token <<<"$line"
         case $request in
             restart-postgrey)
                 stop_postgrey

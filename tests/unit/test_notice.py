@@ -21,13 +21,13 @@ DOMAIN = Domain(name="monsite.be", domain_aliases=("monsite.com",))
 
 def test_only_the_services_the_server_offers_are_named() -> None:
     both = notice_text(DOMAIN, "maximusconfessor", "monsite",
-                       Facts(protocols="imap pop3 lmtp", ssl="yes",
+                       Facts(protocols=("imap", "lmtp", "pop3"), ssl="yes",
                              myhostname="maximusconfessor.all2all.org"))
     assert "IMAP server (receiving):  maximusconfessor.all2all.org, port 993 (SSL/TLS) or 143 " \
         "(STARTTLS)" in both
     assert "POP3 server (receiving):  maximusconfessor.all2all.org, port 995" in both
     assert "Domain name:              monsite.be" in both and "monsite.com" in both
-    imap_only = notice_text(DOMAIN, "mx", "monsite", Facts(protocols="imap lmtp", ssl="no"))
+    imap_only = notice_text(DOMAIN, "mx", "monsite", Facts(protocols=("imap", "lmtp"), ssl="no"))
     assert "IMAP server (receiving):  mx, port 143" in imap_only and "POP3" not in imap_only
 
 

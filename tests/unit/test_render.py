@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
 from mailstate.render import render, render_welcome, welcome_recipient
 from mailstate.state import Greylisting, ServerState, Vacation
+from mailstate.transport.base import parse_protocols
 from mailstate.values import check_name
 
 from .samples import mailbox, one_domain
@@ -169,8 +170,27 @@ def test_welcome_mail() -> None:
     assert msg["Message-ID"].endswith("@x.be>")
     assert msg["Date"].datetime == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     body = msg.get_content()
-    for text in ("jo", "jo@x.be, info@x.be", "3 GiB", "mail.x.be", "IMAP", "POP3"):
+    for text in ("jo", "jo@x.be, info@x.be", "3 GiB", "mail.x.be", "IMAP", "143 (STARTTLS)"):
         assert text in body
+    assert "POP3" not in body  # not reported by the server: not named
+
+
+@pytest.mark.parametrize(
+    ("protocols", "named", "unnamed"),
+    [
+        (("imap", "lmtp", "pop3"), ["any IMAP or POP3 client", "143 (STAR", "110 (STAR"], []),
+        (("lmtp", "pop3"), ["any POP3 client", "110 (STARTTLS)"], ["IMAP", "143 (STARTTLS)"]),
+        (("lmtp",), ["any e-mail client"], ["IMAP", "POP3"]),
+    ],
+)
+def test_welcome_mail_names_what_the_server_offers(
+    protocols: tuple[str, ...], named: list[str], unnamed: list[str]
+) -> None:
+    body = email.message_from_bytes(
+        render_welcome(_box(), protocols=protocols), policy=email.policy.default
+    ).get_content()
+    assert all(text in body for text in named)
+    assert not any(text in body for text in unnamed)
 
 
 HOSTILE_NAMES = [
@@ -227,8 +247,14 @@ def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
                 "quota_rule", "driver = passwd-file"):
         assert old not in conf
     for new in ("passdb passwd-file {", "passwd_file_path = /etc/dovecot/mailstate/passwd",
-                "mail_driver = maildir", "sieve_script personal {", "vacation-seconds = yes"):
+                "mail_driver = maildir", "sieve_script personal {", "vacation-seconds = yes",
+                # what Debian 13's stock conf.d needs overridden (found by real mail):
+                "mail_inbox_path = .", "sieve_user_log_path = ~/", "protocol lmtp {\n"
+                "  auth_username_format"):
         assert new in conf
+    # a global auth_username_format loses against stock 20-lmtp.conf's protocol block
+    assert "\nauth_username_format" not in conf
+    assert "active_path =" not in conf  # the userdb's script path is a file, not a storage
 
 
 # -- the real tools --------------------------------------------------------------------------
@@ -377,3 +403,16 @@ def test_postgrey_files_read_as_postgrey_and_sh_read_them(tmp_path: Path) -> Non
     out = run(perl, "-e", check, str(recipients), "a@bakkerij.be", "A@BAKKERIJ.BE",
               "a@sub.bakkerij.be", "a@bakkerij.be.evil", "a@monsite.be").stdout
     assert out == "11000"
+
+
+@pytest.mark.parametrize(
+    ("doveconf_output", "expected"),
+    [
+        (" imap lmtp pop3", ("imap", "lmtp", "pop3")),  # Dovecot 2.3
+        ("imap = yes\nlmtp = yes\npop3 = yes", ("imap", "lmtp", "pop3")),  # 2.4
+        ("imap = yes\npop3 = no\nlmtp = yes", ("imap", "lmtp")),
+        ("", ()),
+    ],
+)
+def test_protocols_fact_from_doveconf(doveconf_output: str, expected: tuple[str, ...]) -> None:
+    assert parse_protocols(doveconf_output) == expected
