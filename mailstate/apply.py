@@ -1,42 +1,54 @@
 """Plan -> staged upload, server-side checks, atomic swap, reload, verify, roll back on failure.
 
-Two round trips per server after the read: one uploads the staged generation (a tar on stdin),
-one runs ``server-activate.sh`` from it, which checks with the server's own tools, keeps the
-current files as a generation, swaps the new ones in with rename(2), reloads only the daemons
-whose files changed, and puts everything back if a daemon does not come back. The count does
-not grow with the number of mailboxes. A plan with nothing to do makes no round trip at all.
+One round trip per server after the read: it uploads the staged generation (a tar on stdin,
+checked whole by its sha256) and starts ``server-activate.sh`` from it in a session of its own,
+then waits for its outcome. The activation checks with the server's own tools, keeps the
+current files as a generation, writes a journal, swaps the new files in with rename(2), reloads
+only the daemons whose files changed, and puts everything back if a daemon does not come back.
+It does not depend on the connection: when the client, the SSH session or the network goes
+away, it finishes or rolls back by itself, and a client that lost the connection reconnects and
+reads the outcome. A run killed outright (SIGKILL, a reboot) leaves its journal, which the next
+run completes or undoes before it plans (``settle``). A plan with nothing to do makes no round
+trip at all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import hashlib
 import io
 import json
-import re
+import os
+import secrets
+import socket
 import tarfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .desired import Desired
 from .notice import render_notice
-from .reconcile import Prepared
+from .reconcile import Prepared, prepare
 from .render import login as dovecot_user
 from .render import render_welcome, welcome_recipient
 from .retention import prune
 from .state import Mailbox, ServerState
-from .transport.base import TransportError, script
+from .transport.base import Result, TransportError, script
 
-PUSH = """set -eu
-umask 077
-dir="${MAILSTATE_ROOT:-}$1"
-mkdir -p "$dir"
-stage=$(mktemp -d "$dir/stage.XXXXXX")
-tar -xf - -C "$stage" || { rm -rf "$stage"; exit 1; }
-basename "$stage"
-"""
-# Each upload has a directory of its own: an apply that then loses the lock to another must
-# not have replaced the other's files under it (activate.sh removes its stage when it ends).
-ACTIVATE = 'exec sh "${MAILSTATE_ROOT:-}$1/$2/activate.sh"'
-STAGE_NAME = re.compile(r"stage\.[A-Za-z0-9]+")
+LOCK_TIMEOUT = 60.0  # seconds an apply waits for another one to finish
+RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
+IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost
+OUTCOMES = {75: "another apply holds the lock", 76: "the plan is stale",
+            10: "a check on the server failed; nothing was changed",
+            11: "no such generation; nothing was changed",
+            12: "an unsafe path on the server; nothing was changed",
+            13: "the new files could not be stored (disk full?); nothing was changed",
+            14: "the current files could not be kept (disk full?); nothing was changed",
+            20: "a step failed after the swap; the previous files were restored",
+            21: "the activation was killed",
+            22: "the upload did not complete; nothing was changed",
+            23: "the previous files could not all be restored; the next apply finishes that"}
 STEP = "@step "  # activate.sh's progress lines: "@step checking", never shown as output
 Step = Callable[[str], None]
 
@@ -60,29 +72,68 @@ def generation_id(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = None) -> bytes:
+def run_id() -> str:
+    return f"{generation_id()}-{secrets.token_hex(4)}"
+
+
+def _holder() -> str:
+    """Who runs this apply, for the lock's holder record (one line, printable)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    text = f"{user}@{socket.gethostname()} (client pid {os.getpid()})"
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _control(mode: str, state_dir: str, lock_timeout: float) -> dict[str, bytes]:
+    return {"mode": mode.encode(), "state_dir": state_dir.encode(),
+            "lock_timeout": f"{max(lock_timeout, 0):g}".encode(), "holder": _holder().encode()}
+
+
+def _sha(data: bytes | None) -> str:
+    return "absent" if data is None else hashlib.sha256(data).hexdigest()
+
+
+def expected(prep: Prepared) -> tuple[list[str], list[str]]:
+    """What the live server must still hold for this plan to apply (the compare-and-swap):
+    every managed file the plan saw, the manifest and recorded state, the main.cf settings."""
+    live, layout = prep.live_hashes, prep.layout
+    paths = sorted(set(live) | set(prep.manifest) | set(prep.wanted_hashes))
+    files = [f"{live.get(p, 'absent')} {p}" for p in paths]
+    for record in ("manifest.json", "state.json"):
+        path = f"{layout.state_dir}/{record}"
+        files.append(f"{_sha(prep.snapshot.files.get(path))} {path}")
+    settings = [f"{k}\t{prep.snapshot.postconf.get(k, 'absent')}"
+                for k in sorted(prep.rendered.postfix_settings)]
+    return files, settings
+
+
+def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = None,
+                lock_timeout: float = LOCK_TIMEOUT) -> bytes:
     """The generation to upload: new files, the activation script, and its meta/ lists."""
     layout, plan, wanted = prep.layout, prep.plan, prep.rendered.by_path()
     written = [wanted[a.path] for a in plan.files if a.action == "write"]
     removed = [a.path for a in plan.files if a.action == "remove"]
     gen = generation_id(now)
-    live = prep.live_hashes
     commands = prep.config.commands
     settings = prep.settings
     manifest = {"format": 1, "generation": gen, "files": dict(sorted(prep.wanted_hashes.items()))}
     mailboxes = state.mailboxes()
+    expect, expect_postconf = expected(prep)
     meta: dict[str, bytes] = {
-        "state_dir": layout.state_dir.encode(),
+        **_control("apply", layout.state_dir, lock_timeout),
         "db_type": prep.snapshot.facts.db_type.encode(),
         "generation": gen.encode(),
-        "expect": _lines([f"{live.get(a.path, 'absent')} {a.path}"
-                          for a in plan.files]),
+        "expect": _lines(expect),
+        "expect_postconf": _lines(expect_postconf),
         "write": _lines([f"{f.mode:o} {f.group} {f.path}" for f in written]),
         "remove": _lines(removed),
         "postmap": _lines([f.path for f in written if f.postmap]),
         "sieve": _lines([f.path for f in written if f.path.endswith(".sieve")]),
         "check_dovecot": _lines([f.path for f in written if f.service == "dovecot"]),
         "dovecot_fragment": layout.dovecot_fragment.encode(),
+        "postgrey_default": layout.postgrey_default.encode(),
         "postconf": _lines([f"{k} = {v}" for k, v in sorted(settings.items())]),
         "reload": _lines(plan.reloads),
         "cmd_postfix": commands.postfix_reload.encode(),
@@ -129,6 +180,16 @@ def probe_logins(new: list[str], mailboxes: dict[str, Mailbox]) -> list[str]:
     return [dovecot_user(mailboxes[m].login) for m in chosen if m in mailboxes][:PROBE_MAX]
 
 
+def control_stage(mode: str, state_dir: str, lock_timeout: float = LOCK_TIMEOUT,
+                  **extra: str) -> bytes:
+    """A stage that only runs the activation script: "recover", or "rollback" (a target)."""
+    meta = {**_control(mode, state_dir, lock_timeout), "db_type": extra.pop("db_type").encode(),
+            **{k: v.encode() for k, v in extra.items()}}
+    members = {"activate.sh": (script("server-activate.sh").encode(), 0o700)}
+    members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
+    return _tar(members)
+
+
 def _tar(members: dict[str, tuple[bytes, int]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -139,43 +200,76 @@ def _tar(members: dict[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _run_stage(prep: Prepared, tar: bytes, step: Step | None = None) -> list[str]:
-    """Upload a stage and run its activate.sh: two round trips, whatever the stage holds.
+def _wait(prep: Prepared, run: str, on_line: Callable[[str], None] | None) -> Result:
+    """Reconnect after a lost connection and read the outcome of the detached activation."""
+    deadline = time.monotonic() + RECONNECT_FOR
+    while True:
+        try:
+            prep.transport.reconnect()
+            return prep.transport.run(script("server-wait.sh"), [prep.layout.state_dir, run],
+                                      on_line=on_line, idle_timeout=IDLE_TIMEOUT)
+        except TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def _run_stage(prep: Prepared, tar: bytes, generation: str = "",
+               step: Step | None = None) -> list[str]:
+    """Upload a stage, start its activate.sh detached, and report its outcome: one round trip,
+    whatever the stage holds (plus a reconnect when the connection was lost meanwhile).
     `step` hears where activate.sh is (checking, swapping, reloading) as it gets there."""
     server, state_dir = prep.plan.server, prep.layout.state_dir
-    if step:
-        step("uploading")
-    pushed = prep.transport.run(PUSH, [state_dir], tar)
-    if pushed.returncode != 0:
-        raise TransportError(f"{server}: uploading the new files failed: {pushed.message}")
-    stage = pushed.stdout.decode("utf-8", "replace").strip()
-    if not STAGE_NAME.fullmatch(stage):
-        raise TransportError(f"{server}: uploading the new files failed: unexpected answer "
-                             f"{stage[:200]!r}")
-    if step is None:
-        result = prep.transport.run(ACTIVATE, [state_dir, stage])
-    else:
+    run = run_id()
+    push = script("server-push.sh", "server-wait.sh")
+    on_line = None
+    if step is not None:
         def on_line(line: str) -> None:
             if line.startswith(STEP):
                 step(line[len(STEP):])
 
-        step("activating")
-        result = prep.transport.run(ACTIVATE, [state_dir, stage], on_line=on_line)
+        step("uploading")
+    try:
+        result = prep.transport.run(push, [state_dir, run, hashlib.sha256(tar).hexdigest()],
+                                    tar, on_line=on_line, idle_timeout=IDLE_TIMEOUT)
+    except TransportError as exc:
+        try:
+            result = _wait(prep, run, on_line)
+        except TransportError:
+            raise TransportError(f"{server}: the connection was lost ({exc}) and could not be "
+                                 f"made again; the server finishes or undoes the apply by "
+                                 f"itself (run {run}); plan again to see the outcome") from None
     output = [line for line in result.stdout.decode("utf-8", "replace").splitlines()
               if not line.startswith(STEP)]
+    if result.returncode == 21:  # killed without an outcome: complete or undo it right away
+        detail = result.stderr.decode("utf-8", "replace").strip()
+        try:
+            settled = recover_server(prep, generation=generation)
+        except TransportError as exc:
+            raise TransportError(f"{server}: failed ({OUTCOMES[21]}):\n{detail}\n"
+                                 f"the next run completes or undoes it: {exc}") from None
+        if any(line.startswith("completed an unfinished apply") for line in settled):
+            return [*output, *settled]  # it had passed its commit mark: the apply is done
+        raise TransportError(f"{server}: failed ({OUTCOMES[21]}):\n{detail}\n"
+                             + "\n".join(settled))
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)
-        what = {75: "another apply holds the lock", 76: "the plan is stale",
-                10: "a check on the server failed; nothing was changed",
-                11: "no such generation; nothing was changed",
-                20: "a daemon failed after the swap; the previous files were restored"}
-        reason = what.get(result.returncode, f"exit {result.returncode}")
+        reason = OUTCOMES.get(result.returncode, f"exit {result.returncode}")
         raise TransportError(f"{server}: failed ({reason}):\n{detail}")
     return output
 
 
+def recover_server(prep: Prepared, lock_timeout: float = LOCK_TIMEOUT,
+                   generation: str = "") -> list[str]:
+    """Complete or undo an unfinished activation (its journal), remove stages left behind.
+    With the generation of a killed run: also say whether that run had finished."""
+    tar = control_stage("recover", prep.layout.state_dir, lock_timeout,
+                        db_type=prep.snapshot.facts.db_type, generation=generation)
+    return _run_stage(prep, tar)
+
+
 def rollback_server(prep: Prepared, generation: str | None = None,
-                    step: Step | None = None) -> Applied:
+                    step: Step | None = None, lock_timeout: float = LOCK_TIMEOUT) -> Applied:
     """Put back the files a generation kept (default: the newest, i.e. before the last apply)."""
     generations = prep.snapshot.generations
     if not generations:
@@ -184,15 +278,13 @@ def rollback_server(prep: Prepared, generation: str | None = None,
     if target not in generations:
         raise ApplyRefused(f"{prep.plan.server}: no generation {target!r}; kept: "
                            f"{', '.join(generations)}")
-    meta = {"state_dir": prep.layout.state_dir, "db_type": prep.snapshot.facts.db_type,
-            "generation": generation_id(), "rollback": target}
-    members = {"activate.sh": (script("server-activate.sh").encode(), 0o700)}
-    members.update({f"meta/{k}": (v.encode(), 0o600) for k, v in meta.items()})
-    return Applied(prep.plan.server, True, _run_stage(prep, _tar(members), step))
+    tar = control_stage("rollback", prep.layout.state_dir, lock_timeout,
+                        db_type=prep.snapshot.facts.db_type, rollback=target)
+    return Applied(prep.plan.server, True, _run_stage(prep, tar, step=step))
 
 
 def apply_server(prep: Prepared, state: ServerState, force: bool = False,
-                 step: Step | None = None) -> Applied:
+                 step: Step | None = None, lock_timeout: float = LOCK_TIMEOUT) -> Applied:
     """Apply one server's plan; raises ApplyRefused or TransportError with a clear message."""
     plan = prep.plan
     if not plan.has_changes:
@@ -201,4 +293,28 @@ def apply_server(prep: Prepared, state: ServerState, force: bool = False,
         raise ApplyRefused(
             f"{plan.server}: {', '.join(plan.drift)} changed by hand since the last apply; "
             "look at the difference, then apply with --force to overwrite it")
-    return Applied(plan.server, True, _run_stage(prep, build_stage(prep, state), step))
+    if prep.snapshot.journal:
+        raise ApplyRefused(f"{plan.server}: an earlier apply did not finish "
+                           f"({prep.snapshot.journal}); plan again: apply completes or undoes "
+                           "it first")
+    now = dt.datetime.now(dt.UTC)
+    stage = build_stage(prep, state, now=now, lock_timeout=lock_timeout)
+    return Applied(plan.server, True, _run_stage(prep, stage, generation_id(now), step))
+
+
+def settle(desired: Desired, prep: Prepared,
+           lock_timeout: float = LOCK_TIMEOUT) -> tuple[Prepared, list[str]]:
+    """Before an apply plans: complete or undo an activation a killed run left unfinished
+    (its journal), then read the server again. Nothing to do: the same Prepared, no output."""
+    if not prep.snapshot.journal:
+        return prep, []
+    output = recover_server(prep, lock_timeout)
+    return prepare(desired, prep.plan.server, prep.transport), output
+
+
+def unlock_server(prep: Prepared) -> list[str]:
+    """Release the lock of a run that is gone (its holder record); refuse while it lives."""
+    result = prep.transport.run(script("server-unlock.sh"), [prep.layout.state_dir])
+    if result.returncode != 0:
+        raise ApplyRefused(f"{prep.plan.server}: {result.message.removeprefix('error: ')}")
+    return result.stdout.decode("utf-8", "replace").splitlines()

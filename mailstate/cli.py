@@ -386,8 +386,10 @@ def show(plan_file: Path, fmt: str, full_plan: str | None) -> None:
               "and apply plans that remove more than a server's safe share")
 @click.option("--checksum", help="apply only if the fresh plan has this checksum (printed by "
               "`plan`): what the reviewers read, or nothing")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="seconds to wait for another apply on the same server")
 def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, plan_file,
-          auto_approve, force, checksum) -> None:
+          auto_approve, force, checksum, lock_timeout) -> None:
     """Apply the domain files to their servers (all servers at once)."""
     from .plan import Plan
 
@@ -398,6 +400,8 @@ def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, 
         except ValueError as exc:
             _fail(str(exc))
     run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    # an apply that a killed run left unfinished is completed or undone before planning
+    run.manager.settle, run.manager.lock_timeout = True, lock_timeout
     with run.plan() as fleet:
         current = fleet.plan
         run.echo_plan(fleet)
@@ -471,6 +475,29 @@ def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbos
                 run.view.stop()
         run.report_errors(fleet, "rollback")
         sys.exit(fleet.exit_code())
+
+
+@main.command()
+@_target_options
+def unlock(paths, target, known_hosts, identity, only, parallel, quiet, verbose) -> None:
+    """Release a server's lock left by an apply that is gone (refused while it still runs)."""
+    from .apply import ApplyRefused, unlock_server
+    from .transport.base import TransportError
+
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    with run.plan() as fleet:
+        failed = False
+        for server in fleet.servers:
+            if server.prepared is None:
+                continue
+            try:
+                for line in unlock_server(server.prepared):
+                    click.echo(f"{server.name}: {line}")
+            except (ApplyRefused, TransportError) as exc:
+                click.secho(f"error: {exc}", fg="red", err=True, color=_err_colour())
+                failed = True
+        run.report_errors(fleet, "unlock")
+        sys.exit(1 if failed or not fleet.ok else 0)
 
 
 @main.command("import")

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .apply import Applied, ApplyRefused, apply_server, rollback_server
+from .apply import LOCK_TIMEOUT, Applied, ApplyRefused, apply_server, rollback_server, settle
 from .desired import Desired, server_state
 from .load import Issue
 from .plan import Plan
@@ -134,6 +134,11 @@ class Manager:
         self.issues: list[Issue] = []
         self._desired: Desired | None = None
         self._empty: list[str] = []  # configured servers without domain files
+        # settle: complete or undo an activation a killed run left unfinished (its journal)
+        # before planning; apply does, plan never writes. lock_timeout: seconds to wait for
+        # another apply on the same server.
+        self.settle = False
+        self.lock_timeout = LOCK_TIMEOUT
 
     def __enter__(self) -> Manager:
         return self
@@ -231,6 +236,10 @@ class Manager:
         try:
             self.progress(run.name, "reading", "")
             run.prepared = prepare(desired, run.name, transport)
+            if self.settle:
+                run.prepared, settled = settle(desired, run.prepared, self.lock_timeout)
+                for line in settled:
+                    self.progress(run.name, "output", line)
         except BaseException:
             transport.close()
             raise
@@ -280,7 +289,8 @@ class Manager:
             if not force:
                 check_safe(prep.plan, prep.config.max_safe_delete)
             run.applied = apply_server(prep, self.desired.servers[run.name], force=force,
-                                       step=self._step(run.name))
+                                       step=self._step(run.name),
+                                       lock_timeout=self.lock_timeout)
             self._output(run)
             self.progress(run.name, "done", _counts(prep.plan))
 
@@ -300,7 +310,8 @@ class Manager:
         def work(run: ServerRun) -> None:
             if run.prepared is None:
                 return
-            run.applied = rollback_server(run.prepared, generation, step=self._step(run.name))
+            run.applied = rollback_server(run.prepared, generation, step=self._step(run.name),
+                                          lock_timeout=self.lock_timeout)
             self._output(run)
             self.progress(run.name, "done", "rolled back")
 

@@ -186,6 +186,14 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
                                    note="" if key in snapshot.postconf else value))
     plan.warnings += _quota_warnings(state, snapshot.usage)
     services = {a.service for a in plan.files} | ({"postfix"} if settings else set())
+    if snapshot.journal:
+        plan.changes.append(Change("change", "unfinished apply", snapshot.journal,
+                                   note="an earlier apply was interrupted; the next apply "
+                                   "completes or undoes it first"))
+    if snapshot.postgrey:  # the daemon runs other settings than its file: restart it
+        plan.changes.append(Change("change", "daemon", "postgrey",
+                                   note=f"{snapshot.postgrey}; apply restarts it"))
+        services.add("postgrey")
     plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
     added = {c.name for c in plan.changes if c.kind == "mailbox" and c.action == "add"}
     plan.welcome = sorted(added & desired.welcome.get(server, set()))

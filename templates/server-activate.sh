@@ -1,43 +1,68 @@
 #!/bin/sh
-# mailstate: check, swap in and reload a staged generation, in one round trip.
+# mailstate: check, swap in and reload a staged generation; finishes whole or not at all.
 #
-# Runs from the staging directory that `mailstate apply` uploaded. Everything it acts on is
-# listed in files under meta/ (written by mailstate from validated data); this script itself
-# is the same on every server and every apply.
+# Started by server-push.sh in a session of its own, so that it finishes whatever happens to
+# the SSH connection; its output and exit status go to STATE_DIR/runs/RUN/. Everything it acts
+# on is listed in files under meta/ (written by mailstate from validated data); this script
+# itself is the same on every server and every apply. Steps (the names are those of the
+# test-only fault hook, see server-lib.sh):
 #
-#   1. lock (one apply at a time), compare-and-swap: the live files must still be what the
-#      plan saw (meta/expect), else nothing is changed;
-#   2. check the staged files with the server's own tools: postmap into the staging area,
-#      doveconf -n with the staged Dovecot files, sievec on staged Sieve scripts;
-#   3. keep the current files as a generation, swap each new file in with rename(2);
-#   2b. the mail directory must belong to the mail user;
-#   4. postconf -e, reload only the daemons whose files changed, probe them and open some
-#      mailboxes as the mail user;
-#      on any failure put the previous generation back, reload again, exit non-zero;
-#   5. send welcome mails, drop old generations.
+#   lock        one apply at a time (flock, waits up to meta/lock_timeout seconds); the holder
+#               is recorded in STATE_DIR/lock.holder; stages and partial generations left by
+#               killed runs are removed; an unfinished journal is completed or undone first;
+#   (compare)   the live files, the manifest, the recorded state and the main.cf settings must
+#               still be what the plan saw (meta/expect, meta/expect_postconf);
+#   (safe)      no managed path or parent directory is a symbolic link, owned by another user,
+#               or writable by group or others;
+#   checked     postmap into the stage, doveconf -n with the staged Dovecot files, sievec;
+#               the mail directory must belong to the mail user;
+#   kept        the current files are copied (every copy checked) to generations/GEN.partial;
+#   journal     STATE_DIR/journal records what this run is about to do (the generation, the
+#               daemons to reload, the welcome mails); from here on a killed run is completed
+#               or undone by the next one;
+#   prepared    every new file is copied next to its target as PATH.mailstate-new (checked);
+#   rename:PATH each new file renamed into place; remove:PATH each file removed;
+#   postconf    main.cf settings; reload:SERVICE each reload (postgrey is then checked to run
+#               the options of /etc/default/postgrey); then some mailboxes are opened as the
+#               mail user (probe);
+#   manifest    state.json and manifest.json written;
+#   committed   the journal's commit mark: from here on the run is completed, never undone;
+#   welcome:LOGIN each welcome mail, sent once (marked in the journal);
+#   done        old generations pruned, the journal removed.
 #
-# With meta/rollback (holding a generation id) it instead puts that generation's files back,
-# with the lists the generation kept of what its apply wrote, and reloads those daemons.
-#
-# MAILSTATE_ROOT prefixes every path (the local target); MAILSTATE_NO_COMMANDS=1 skips the
-# server programs and says so.
+# A failure before `journal` changes nothing. A failure after it puts the kept files back,
+# reloads, and exits 20 (or 23 when even that failed: the journal stays for the next run).
+# meta/mode "rollback" puts a kept generation back the same way; "recover" only completes or
+# undoes an unfinished journal.
 set -u
 umask 022  # new directories must be traversable by the mail user (Sieve scripts)
-ROOT="${MAILSTATE_ROOT:-}"
-NOCMD="${MAILSTATE_NO_COMMANDS:-0}"
 STAGE=$(cd "$(dirname "$0")" && pwd)
-trap 'rm -rf "$STAGE"' EXIT  # the stage holds copies of password hashes: never leave it
 META="$STAGE/meta"
+RUNID="$1"
 STATE_DIR=$(cat "$META/state_dir")
-DBTYPE=$(cat "$META/db_type")
-GENID=$(cat "$META/generation")
-GEN="$ROOT$STATE_DIR/generations/$GENID"
+SD="$ROOT$STATE_DIR"
+RUN="$SD/runs/$RUNID"
+J="$SD/journal"
+MODE=$(cat "$META/mode")
+: > "$RUN/pid.$$"  # empty files (names only) need no free space
+echo $$ > "$STAGE/.pid"
+LOCKED=0
+finish() {
+    rc=$?
+    rm -rf "$STAGE"  # holds copies of password hashes: never leave it
+    [ "$LOCKED" = 1 ] && rm -f "$SD/lock.holder"
+    # an empty file needs no free space: the outcome is recorded even on a full disk
+    : > "$RUN/exit.$rc"
+}
+trap finish EXIT
+trap '' HUP PIPE
+trap 'exit 143' TERM INT
 
-say() { printf '%s\n' "$*"; }
-step() { say "@step $1"; }  # progress for mailstate (not shown as output)
 fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
+step() { say "@step $1"; }  # progress for mailstate (not shown as output)
 
+DBTYPE=$(cat "$META/db_type")
 case "$DBTYPE" in
     hash|btree) DBEXT=db ;;
     lmdb) DBEXT=lmdb ;;
@@ -45,61 +70,60 @@ case "$DBTYPE" in
     *) fail "unsupported Postfix map type '$DBTYPE'" ;;
 esac
 
-
 # helpers --------------------------------------------------------------------------------
-swap_file() {  # $1 staged source, $2 live target, $3 mode, $4 group
-    mkdir -p "$(dirname "$2")" && cp "$1" "$2.mailstate-new" && chmod "$3" "$2.mailstate-new" \
-        && { [ "$NOCMD" = 1 ] || chgrp "${4:-root}" "$2.mailstate-new"; } \
-        && mv -f "$2.mailstate-new" "$2"
+put() {  # $1 source, $2 live target, $3 mode, $4 group: $2.mailstate-new ready to rename
+    # created unreadable (umask 077), then given its mode: a passwd-file is never world-readable
+    rm -f "$2.mailstate-new" && mkdir -p "$(dirname "$2")" \
+        && (umask 077 && cp "$1" "$2.mailstate-new") && chmod "$3" "$2.mailstate-new" \
+        && { [ "$NOCMD" = 1 ] || chgrp "${4:-root}" "$2.mailstate-new"; }
+}
+swap() {  # $1 source, $2 live target, $3 mode, $4 group
+    put "$@" && mv -f "$2.mailstate-new" "$2"
+}
+unprepare() {  # remove the PATH.mailstate-new of every file listed in $1/write
+    while read -r _ _ path; do
+        rm -f "$ROOT$path.mailstate-new" "$ROOT$path.$DBEXT.mailstate-new"
+    done < "$1/write"
+    rm -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$SD/state.json.mailstate-new" \
+        "$SD/manifest.json.mailstate-new"
+}
+maincf_set() {  # key = value lines on stdin -> main.cf.mailstate-new (local target)
+    mkdir -p "$ROOT/etc/postfix" && touch "$ROOT/etc/postfix/main.cf" && awk -F' = ' '
+        NR == FNR { want[$1] = $0; next }
+        { split($0, kv, / *= */); if (kv[1] in want) { print want[kv[1]]; done[kv[1]] = 1 }
+          else print }
+        END { for (k in want) if (!(k in done)) print want[k] }' \
+        - "$ROOT/etc/postfix/main.cf" > "$ROOT/etc/postfix/main.cf.mailstate-new"
 }
 postconf_set() {  # key = value lines on stdin
     if [ "$NOCMD" = 1 ]; then
-        mkdir -p "$ROOT/etc/postfix"
-        touch "$ROOT/etc/postfix/main.cf"
-        awk -F' = ' 'NR == FNR { want[$1] = $0; next }
-            { split($0, kv, / *= */); if (kv[1] in want) { print want[kv[1]]; done[kv[1]] = 1 }
-              else print }
-            END { for (k in want) if (!(k in done)) print want[k] }' \
-            - "$ROOT/etc/postfix/main.cf" > "$ROOT/etc/postfix/main.cf.mailstate-new" \
-            && mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf"
+        maincf_set && mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf"
     else
         set --
         while IFS= read -r line; do set -- "$@" "$(printf '%s' "$line" | sed 's/ = /=/')"; done
         [ $# -eq 0 ] || postconf -e "$@"
     fi
 }
-restore() {
-    say "restoring the files kept in generation $(basename "$GEN")" >&2
-    while read -r mode group path; do
-        if [ -f "$GEN/files$path" ]; then
-            swap_file "$GEN/files$path" "$ROOT$path" "$mode" "$group"
-        fi
-    done < "$GEN/write"
-    while read -r path; do
-        [ -f "$GEN/files$path" ] && cp -p "$GEN/files$path" "$ROOT$path"
-    done < "$GEN/remove"
-    while read -r path; do rm -f "$ROOT$path" "$ROOT$path.$DBEXT"; done < "$GEN/created"
-    if [ "$NOCMD" != 1 ]; then
-        while read -r path; do
-            [ -f "$ROOT$path" ] && postmap "$DBTYPE:$ROOT$path"
-        done < "$GEN/postmap"
+postconf_get() {  # the value of a main.cf setting, or "absent"
+    if [ "$NOCMD" = 1 ]; then
+        [ -f "$ROOT/etc/postfix/main.cf" ] || { say absent; return; }
+        awk -v k="$1" '{ split($0, kv, / *= */) } kv[1] == k { sub(/^[^=]*= */, ""); v = $0; f = 1 }
+            END { if (f) print v; else print "absent" }' "$ROOT/etc/postfix/main.cf"
+    else
+        v=$(postconf -n "$1" 2>/dev/null)
+        if [ -z "$v" ]; then say absent; else say "${v#*= }"; fi
     fi
-    if [ -f "$GEN/postconf" ]; then postconf_set < "$GEN/postconf"; fi
-    if [ -s "$GEN/postconf_unset" ]; then xargs postconf -X < "$GEN/postconf_unset"; fi
-    if [ -f "$GEN/main.cf" ]; then cp -p "$GEN/main.cf" "$ROOT/etc/postfix/main.cf"; fi
-    reload_all || true
 }
-abort() { say "error: $1" >&2; restore; exit 20; }
 wait_lmtp() {
-    socket=$(cat "$GEN/lmtp_socket")
+    socket=$(cat "$G/lmtp_socket")
     i=0
     while [ ! -S "$socket" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     [ -S "$socket" ]
 }
-reload_one() {
-    cmd=$(cat "$GEN/cmd_$1")
+reload_one() {  # $1 service; commands come from the generation G
+    cmd=$(cat "$G/cmd_$1")
     if [ "$NOCMD" = 1 ]; then skipped "reload $1 ($cmd)"; return 0; fi
-    out=$(sh -c "$cmd" 2>&1) || { say "$1: '$cmd' failed: $out" >&2; return 1; }
+    out=$(sh -c "$cmd" 9>&- < /dev/null 2>&1) || { say "$1: '$cmd' failed: $out" >&2; return 1; }
     case "$1" in
         dovecot) wait_lmtp || { say "dovecot: LMTP socket missing after reload" >&2; return 1; }
                  doveadm service status > /dev/null 2>&1 \
@@ -111,9 +135,95 @@ reload_one() {
 }
 reload_all() {
     rc=0
-    while read -r service; do reload_one "$service" || rc=1; done < "$GEN/reload"
+    while read -r service; do reload_one "$service" || rc=1; done < "$G/reload"
     return $rc
 }
+put_record() {  # $1 source, $2 name in the state directory
+    cp "$1" "$SD/$2.mailstate-new" && mv -f "$SD/$2.mailstate-new" "$SD/$2"
+}
+restore() {  # put back the files kept in generation G; 1 when a file could not be put back
+    say "restoring the files kept in generation $(basename "$G" .partial)" >&2
+    rok=0
+    while read -r mode group path; do
+        if [ -f "$G/files$path" ]; then
+            swap "$G/files$path" "$ROOT$path" "$mode" "$group" || rok=1
+        fi
+    done < "$G/write"
+    while read -r path; do
+        if [ -f "$G/files$path" ]; then swap "$G/files$path" "$ROOT$path" 0644 root || rok=1; fi
+    done < "$G/remove"
+    while read -r path; do rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || rok=1; done < "$G/created"
+    if [ "$NOCMD" != 1 ]; then
+        while read -r path; do
+            if [ -f "$ROOT$path" ]; then postmap "$DBTYPE:$ROOT$path" || rok=1; fi
+        done < "$G/postmap"
+    fi
+    if [ -f "$G/postconf" ]; then postconf_set < "$G/postconf" || rok=1; fi
+    if [ -s "$G/postconf_unset" ]; then xargs postconf -X < "$G/postconf_unset" || rok=1; fi
+    if [ -f "$G/main.cf" ]; then swap "$G/main.cf" "$ROOT/etc/postfix/main.cf" 0644 root || rok=1; fi
+    for record in manifest.json state.json; do
+        if [ -f "$G/$record" ]; then put_record "$G/$record" "$record" || rok=1
+        else rm -f "$SD/$record"; fi
+    done
+    [ $rok = 0 ] && unprepare "$G"
+    reload_all || say "warning: a daemon did not come back after the files were put back" >&2
+    return $rok
+}
+send_welcome() {  # $1 the .eml file (its envelope sender in the .from beside it)
+    if [ "$NOCMD" = 1 ]; then
+        mkdir -p "$SD/outbox" && cp "$1" "$SD/outbox/" \
+            && basename "$1" .eml >> "$SD/outbox/sent.log"
+        skipped "sendmail of $(basename "$1") (kept in $STATE_DIR/outbox)"
+    else
+        sender=$(cat "${1%.eml}.from")
+        recipient=$(cat "${1%.eml}.to")  # the envelope names it; headers are never read
+        /usr/sbin/sendmail -i -f "$sender" -- "$recipient" < "$1" \
+            || say "warning: welcome mail $(basename "$1") not sent" >&2
+        say "sent welcome mail $(basename "$1" .eml)"
+    fi
+}
+welcome_all() {  # every welcome mail of the journal not yet marked sent, each marked after
+    for mail in "$J"/welcome/*.eml; do
+        [ -f "$mail" ] || continue
+        login=$(basename "$mail" .eml)
+        [ -e "$J/sent.$login" ] && continue
+        send_welcome "$mail"
+        : > "$J/sent.$login"
+        fault "welcome:$login"
+    done
+}
+finalize() {  # after the commit mark: the generation keeps its final name (or goes if empty)
+    gen=$(cat "$J/generation")
+    if [ -d "$SD/generations/$gen" ]; then
+        if [ -s "$SD/generations/$gen/kept" ] || [ -s "$SD/generations/$gen/created" ]; then
+            mv "$SD/generations/$gen" "$SD/generations/${gen%.partial}"
+        else
+            rm -rf "$SD/generations/$gen"
+        fi
+    fi
+}
+recover() {  # complete (after the commit mark) or undo (before it) an unfinished journal
+    [ -d "$J" ] || return 0
+    kind=$(cat "$J/kind")
+    gen=$(cat "$J/generation")
+    G="$SD/generations/$gen"
+    [ -d "$G" ] || G="$SD/generations/${gen%.partial}"
+    if [ -e "$J/committed" ]; then
+        finalize
+        welcome_all
+        rm -rf "$J"
+        say "completed an unfinished $kind (it had passed its commit mark)"
+    elif [ "$kind" = rollback ]; then
+        restore || fail "the unfinished rollback could not be completed; run again" 23
+        rm -rf "$J"
+        say "completed the unfinished rollback to generation $gen"
+    else
+        restore || fail "the files of an unfinished apply could not all be put back; run again" 23
+        rm -rf "$G" "$J"
+        say "undid an unfinished apply: the files before it were put back and reloaded"
+    fi
+}
+
 check_mail_dir() {  # the mail directory (and its domain directories) must be the mail user's
     [ "$NOCMD" = 1 ] && return 0  # the local target has no mail user
     read -r vuid vgid vdir < "$META/vmail"
@@ -134,34 +244,76 @@ probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as t
         # Opens (and on first use creates) the home, Maildir and INBOX with the user's own
         # settings and privileges, as a delivery would: a server that accepts mail it cannot
         # store fails here instead of deferring every message.
-        out=$(doveadm mailbox status -u "$login" messages INBOX 2>&1) \
+        out=$(doveadm mailbox status -u "$login" messages INBOX 2>&1 < /dev/null) \
             || { say "mailbox $login cannot be opened by Dovecot: $out" >&2; return 1; }
     done < "$META/probe"
     say "probed $(wc -l < "$META/probe") mailbox(es)"
 }
 
-# 1. lock and compare-and-swap -----------------------------------------------------------
-mkdir -p "$ROOT$STATE_DIR/generations" || fail "cannot create $STATE_DIR"
-exec 9> "$ROOT$STATE_DIR/lock"
-flock -n 9 || fail "another mailstate apply is running on this server (lock $STATE_DIR/lock)" 75
+# lock -----------------------------------------------------------------------------------
+why=$(unsafe_dir "$STATE_DIR") || why=$(printf '%s\n' "$STATE_DIR/lock" \
+    "$STATE_DIR/lock.holder" "$STATE_DIR/manifest.json" "$STATE_DIR/state.json" | unsafe_paths)
+[ -z "$why" ] || fail "refusing to use $STATE_DIR: $why; nothing was changed" 12
+for d in generations journal; do
+    [ -L "$SD/$d" ] && fail "refusing to use $STATE_DIR: $STATE_DIR/$d is a symbolic link" 12
+done
+mkdir -p "$SD/generations" || fail "cannot create $STATE_DIR/generations" 13
+exec 9>> "$SD/lock"
+if ! flock -w "$(cat "$META/lock_timeout")" 9; then
+    fail "another mailstate apply is running on this server (lock $STATE_DIR/lock, held by \
+$(cat "$SD/lock.holder" 2>/dev/null || echo 'an unknown process'))" 75
+fi
+LOCKED=1
+printf 'pid %s, run %s, started %s, by %s\n' $$ "$RUNID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    "$(cat "$META/holder")" > "$SD/lock.holder"
+for old in "$SD"/stage.*; do
+    [ -d "$old" ] && [ "$old" != "$STAGE" ] || continue
+    alive "$(cat "$old/.pid" 2>/dev/null)" && continue
+    rm -rf "$old" && say "removed the stage of an interrupted apply ($(basename "$old"))"
+done
+for old in "$SD"/generations/*.partial; do
+    [ -d "$old" ] || continue
+    [ -f "$J/generation" ] && [ "$(cat "$J/generation")" = "$(basename "$old")" ] && continue
+    rm -rf "$old"
+done
+rm -rf "$SD/journal.new"
+recover
 
-if [ -f "$META/rollback" ]; then
-    GEN="$ROOT$STATE_DIR/generations/$(cat "$META/rollback")"
-    [ -f "$GEN/write" ] || fail "no generation $(cat "$META/rollback") on this server" 11
-    step restoring
-    restore
-    for record in manifest.json state.json; do
-        if [ -f "$GEN/$record" ]; then
-            cp -p "$GEN/$record" "$ROOT$STATE_DIR/$record"
-        else
-            rm -f "$ROOT$STATE_DIR/$record"
-        fi
-    done
-    say "rolled back to the files before generation $(cat "$META/rollback")"
-    rm -rf "$STAGE"
+if [ "$MODE" = recover ]; then
+    # a run killed after its journal was removed had finished: say so when it is the one asked
+    if [ -s "$META/generation" ] && grep -q "\"generation\": \"$(cat "$META/generation")\"" \
+            "$SD/manifest.json" 2>/dev/null; then
+        say "completed an unfinished apply: generation $(cat "$META/generation") is active"
+    fi
     exit 0
 fi
 
+# rollback -------------------------------------------------------------------------------
+if [ "$MODE" = rollback ]; then
+    target=$(cat "$META/rollback")
+    G="$SD/generations/$target"
+    [ -f "$G/write" ] || fail "no generation $target on this server" 11
+    mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
+        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J" \
+        || fail "cannot write the journal in $STATE_DIR; nothing was changed" 13
+    fault journal
+    step restoring
+    restore || fail "the files of generation $target could not all be put back; the journal \
+is kept: run rollback again" 23
+    rm -rf "$J"
+    say "rolled back to the files before generation $target"
+    exit 0
+fi
+
+# safe paths -----------------------------------------------------------------------------
+read -r vuid vgid vdir < "$META/vmail"
+why=$({ cut -d' ' -f3- "$META/write"; cat "$META/remove"; sed 's/$/.'"$DBEXT"'/' "$META/postmap"
+        [ -s "$META/postconf" ] && say /etc/postfix/main.cf; } | unsafe_paths)
+[ -n "$why" ] || why=$(unsafe_dir "$(dirname "$vdir")") || why=""
+[ -n "$why" ] || ! [ -L "$ROOT$vdir" ] || why="$vdir is a symbolic link"
+[ -z "$why" ] || fail "refusing to write: $why; nothing was changed" 12
+
+# compare-and-swap -----------------------------------------------------------------------
 while read -r expected path; do
     if [ "$expected" = absent ]; then
         [ -e "$ROOT$path" ] && fail "stale plan: $path appeared since the plan was made; plan again" 76
@@ -170,8 +322,12 @@ while read -r expected path; do
         [ "$actual" = "$expected" ] || fail "stale plan: $path changed since the plan was made; plan again" 76
     fi
 done < "$META/expect"
+while IFS='	' read -r key expected; do
+    [ "$(postconf_get "$key")" = "$expected" ] \
+        || fail "stale plan: the main.cf setting $key changed since the plan was made; plan again" 76
+done < "$META/expect_postconf"
 
-# 2. checks ------------------------------------------------------------------------------
+# checked --------------------------------------------------------------------------------
 step checking
 if [ "$NOCMD" = 1 ]; then
     [ -s "$META/postmap" ] && skipped "postmap check"
@@ -186,7 +342,8 @@ else
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
         fragment=$(cat "$META/dovecot_fragment")
         if [ -f "$STAGE/files$fragment" ]; then
-            cp "$STAGE/files$fragment" "$STAGE/dovecot-check/conf.d/$(basename "$fragment")"
+            cp "$STAGE/files$fragment" "$STAGE/dovecot-check/conf.d/$(basename "$fragment")" \
+                || fail "cannot copy $fragment for the check"
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
@@ -196,91 +353,149 @@ else
         done < "$META/sieve"
     fi
 fi
-
 check_mail_dir
+fault checked
 
-# 3. keep the current generation, swap the new files in -----------------------------------
-step swapping
-mkdir -p "$GEN/files" || fail "cannot create generation $GENID"
-: > "$GEN/created"
+# kept: the current files as generations/GEN.partial, every copy checked -------------------
+GENID=$(cat "$META/generation")
+G="$SD/generations/$GENID.partial"
+unkept() { rm -rf "$G"; fail "cannot keep the current files as a generation ($1); nothing was changed" 14; }
+mkdir -p "$G/files" && chmod 700 "$SD/generations" || unkept "cannot create $STATE_DIR/generations/$GENID"
+: > "$G/created" && : > "$G/kept" || unkept "cannot write in $STATE_DIR/generations"
 keep() {
     if [ -e "$ROOT$1" ]; then
-        mkdir -p "$GEN/files$(dirname "$1")" && cp -p "$ROOT$1" "$GEN/files$1"
+        mkdir -p "$G/files$(dirname "$1")" && cp -p "$ROOT$1" "$G/files$1" \
+            && say "$1" >> "$G/kept"
     else
-        printf '%s\n' "$1" >> "$GEN/created"
+        say "$1" >> "$G/created"
     fi
 }
-while read -r mode group path; do keep "$path"; done < "$META/write"
-while read -r path; do keep "$path"; done < "$META/remove"
+while read -r _ _ path; do keep "$path" || unkept "copy of $path"; done < "$META/write"
+while read -r path; do keep "$path" || unkept "copy of $path"; done < "$META/remove"
 for record in manifest.json state.json; do
-    [ -f "$ROOT$STATE_DIR/$record" ] && cp -p "$ROOT$STATE_DIR/$record" "$GEN/$record"
+    if [ -f "$SD/$record" ]; then cp -p "$SD/$record" "$G/$record" || unkept "copy of $record"; fi
 done
 if [ -s "$META/postconf" ]; then
+    say main.cf >> "$G/kept" || unkept "main.cf"
     if [ "$NOCMD" = 1 ]; then
-        [ -f "$ROOT/etc/postfix/main.cf" ] && cp -p "$ROOT/etc/postfix/main.cf" "$GEN/main.cf"
+        if [ -f "$ROOT/etc/postfix/main.cf" ]; then
+            cp -p "$ROOT/etc/postfix/main.cf" "$G/main.cf" || unkept "copy of main.cf"
+        fi
     else
         # Keys not set in main.cf are recorded as such: restoring their default value with
         # postconf -e would pin it in main.cf; postconf -X removes them again.
+        : > "$G/postconf_unset" || unkept "postconf"
         while IFS=' =' read -r key _; do
             if [ -n "$(postconf -n "$key")" ]; then
-                printf '%s = %s\n' "$key" "$(postconf -h "$key")"
+                printf '%s = %s\n' "$key" "$(postconf -h "$key")" || exit 1
             else
-                printf '%s\n' "$key" >> "$GEN/postconf_unset"
+                printf '%s\n' "$key" >> "$G/postconf_unset" || exit 1
             fi
-        done < "$META/postconf" > "$GEN/postconf"
+        done < "$META/postconf" > "$G/postconf" || unkept "the main.cf settings"
     fi
 fi
 for list in write remove postmap reload cmd_postfix cmd_dovecot cmd_postgrey lmtp_socket; do
-    cp "$META/$list" "$GEN/$list"
+    cp "$META/$list" "$G/$list" || unkept "copy of the list $list"
 done
+say "$RUNID" > "$G/run" || unkept "run"
+fault kept
 
+# journal --------------------------------------------------------------------------------
+unjournal() { rm -rf "$SD/journal.new" "$G"; fail "cannot write the journal ($1); nothing was changed" 13; }
+mkdir "$SD/journal.new" || unjournal "mkdir"
+{ say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation" \
+    && mkdir "$SD/journal.new/welcome"; } || unjournal "write"
+for mail in "$STAGE"/welcome/*; do
+    [ -f "$mail" ] || continue
+    cp "$mail" "$SD/journal.new/welcome/" || unjournal "welcome mails"
+done
+mv "$SD/journal.new" "$J" || unjournal "rename"
+fault journal
 
+# prepared: every new file beside its target, checked, before the first rename -------------
+undo_prepared() {
+    unprepare "$G"; rm -rf "$J" "$G"
+    fail "cannot write the new files ($1); nothing was changed" 13
+}
 while read -r mode group path; do
-    swap_file "$STAGE/files$path" "$ROOT$path" "$mode" "$group" || abort "cannot write $path"
+    out=$(put "$STAGE/files$path" "$ROOT$path" "$mode" "$group" 2>&1) || undo_prepared "$path: $out"
+    if [ -f "$STAGE/files$path.$DBEXT" ]; then
+        out=$(put "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 root 2>&1) \
+            || undo_prepared "$path.$DBEXT: $out"
+    fi
+done < "$META/write"
+if [ -s "$META/postconf" ] && [ "$NOCMD" = 1 ]; then
+    maincf_set < "$META/postconf" || undo_prepared "main.cf"
+fi
+for record in state.json manifest.json; do
+    cp "$META/$record" "$SD/$record.mailstate-new" || undo_prepared "$record"
+done
+fault prepared
+
+# swap -----------------------------------------------------------------------------------
+step swapping
+abort() {
+    say "error: $1" >&2
+    restore || fail "the previous files could not all be put back; the journal is kept: run \
+apply again to finish putting them back" 23
+    rm -rf "$J" "$G"
+    exit 20
+}
+while read -r _ _ path; do
+    mv -f "$ROOT$path.mailstate-new" "$ROOT$path" || abort "cannot rename $path into place"
+    if [ -f "$ROOT$path.$DBEXT.mailstate-new" ]; then
+        mv -f "$ROOT$path.$DBEXT.mailstate-new" "$ROOT$path.$DBEXT" \
+            || abort "cannot rename $path.$DBEXT into place"
+    fi
+    fault "rename:$path"
 done < "$META/write"
 while read -r path; do
-    if [ -f "$STAGE/files$path.$DBEXT" ]; then
-        swap_file "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 || abort "cannot write $path.$DBEXT"
-    fi
-done < "$META/postmap"
-while read -r path; do
     rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || abort "cannot remove $path"
+    fault "remove:$path"
 done < "$META/remove"
 if [ -s "$META/postconf" ]; then
-    postconf_set < "$META/postconf" || abort "postconf -e failed"
+    if [ "$NOCMD" = 1 ]; then
+        mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf" \
+            || abort "cannot rename main.cf into place"
+    else
+        postconf_set < "$META/postconf" || abort "postconf -e failed"
+    fi
+    fault postconf
 fi
-read -r vuid vgid vdir < "$META/vmail"
 if [ ! -d "$ROOT$vdir" ]; then
     mkdir -p "$ROOT$vdir" || abort "cannot create $vdir"
-    [ "$NOCMD" = 1 ] || chown "$vuid:$vgid" "$ROOT$vdir"
+    [ "$NOCMD" = 1 ] || chown "$vuid:$vgid" "$ROOT$vdir" || abort "cannot chown $vdir"
 fi
 
-# 4. reload what changed, probe --------------------------------------------------------
+# reload what changed, probe -------------------------------------------------------------
 step reloading
-reload_all || abort "a daemon did not come back after reload"
+while read -r service; do
+    reload_one "$service" || abort "$service did not come back after reload"
+    if [ "$service" = postgrey ]; then
+        differs=$(postgrey_diff "$(cat "$META/postgrey_default")")
+        [ -z "$differs" ] || abort "$differs after the restart"
+    fi
+    fault "reload:$service"
+done < "$META/reload"
 probe_delivery || abort "Dovecot cannot store mail in a mailbox after the reload"
 
-# 5. done: manifest and state, welcome mails, retention --------------------------------
+# manifest, commit -----------------------------------------------------------------------
 for record in state.json manifest.json; do
-    cp "$META/$record" "$ROOT$STATE_DIR/$record.mailstate-new" \
-        && mv -f "$ROOT$STATE_DIR/$record.mailstate-new" "$ROOT$STATE_DIR/$record"
+    mv -f "$SD/$record.mailstate-new" "$SD/$record" || abort "cannot write $STATE_DIR/$record"
 done
-for mail in "$STAGE"/welcome/*.eml; do
-    [ -f "$mail" ] || continue
-    if [ "$NOCMD" = 1 ]; then
-        mkdir -p "$ROOT$STATE_DIR/outbox" && cp "$mail" "$ROOT$STATE_DIR/outbox/"
-        skipped "sendmail of $(basename "$mail") (kept in $STATE_DIR/outbox)"
-    else
-        sender=$(cat "${mail%.eml}.from")
-        recipient=$(cat "${mail%.eml}.to")  # the envelope names it; headers are never read
-        /usr/sbin/sendmail -i -f "$sender" -- "$recipient" < "$mail" \
-            || say "warning: welcome mail $(basename "$mail") not sent" >&2
-        say "sent welcome mail $(basename "$mail" .eml)"
-    fi
-done
+fault manifest
+: > "$J/committed" || abort "cannot write the journal's commit mark"
+fault committed
+finalize
+
+# welcome mails, retention, done -----------------------------------------------------------
+welcome_all
 while read -r old; do
-    rm -rf "${ROOT}${STATE_DIR}/generations/$old"
+    rm -rf "$SD/generations/$old"
 done < "$META/prune"
 rm -rf "$STAGE"  # holds copies of password hashes; the generation keeps what is needed
+ls -1t "$SD/runs" | tail -n +21 | while read -r old; do rm -rf "$SD/runs/$old"; done
+rm -rf "$J"
+fault done
 say "generation $GENID active"
 exit 0

@@ -7,13 +7,15 @@
 # `facts/` (versions, the map type, Dovecot's protocols, `postconf -n`, generations kept, and the quota usage of
 # each mailbox for the quota report).
 #
+# It also reports what an apply must finish first (an unfinished journal, the lock's holder)
+# and whether postgrey runs the options of /etc/default/postgrey (argument 3). It never writes.
+#
 # MAILSTATE_ROOT (default: empty) prefixes every path: the local target uses a directory as
 # the server's root. MAILSTATE_NO_COMMANDS=1 skips server programs (postconf, dovecot).
 set -u
-ROOT="${MAILSTATE_ROOT:-}"
-NOCMD="${MAILSTATE_NO_COMMANDS:-0}"
 STATE_DIR="$1"
 VMAIL_DIR="${2:-/var/vmail}"
+POSTGREY_DEFAULT="${3:-/etc/default/postgrey}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailstate-read.XXXXXX") || exit 3
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/facts"
@@ -58,8 +60,17 @@ if [ -d "$ROOT$VMAIL_DIR" ]; then
                 END { if (name != "") print bytes "\t" name }' "$@") > "$tmp/facts/usage" || true
 fi
 if [ -d "$ROOT$STATE_DIR/generations" ]; then
-    ls -1 "$ROOT$STATE_DIR/generations" > "$tmp/facts/generations"
+    ls -1 "$ROOT$STATE_DIR/generations" | grep -v '\.partial$' > "$tmp/facts/generations"
 fi
+if [ -d "$ROOT$STATE_DIR/journal" ]; then
+    kind=$(cat "$ROOT$STATE_DIR/journal/kind" 2>/dev/null)
+    if [ -e "$ROOT$STATE_DIR/journal/committed" ]; then step=committed; else step=started; fi
+    say "${kind:-apply} $step" > "$tmp/facts/journal"
+fi
+if [ -f "$ROOT$STATE_DIR/lock.holder" ]; then
+    cp "$ROOT$STATE_DIR/lock.holder" "$tmp/facts/lock_holder"
+fi
+postgrey_diff "$POSTGREY_DEFAULT" > "$tmp/facts/postgrey" 2>/dev/null || true
 
 (cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/paths") || exit 4
 tar -cf - -C "$tmp" files.tar facts

@@ -9,6 +9,7 @@ runs the very code a real server runs, minus the server programs.
 from __future__ import annotations
 
 import io
+import os
 import shlex
 import tarfile
 from collections.abc import Callable
@@ -39,9 +40,14 @@ class Transport(Protocol):
     round_trips: int
 
     def run(self, script: str, args: list[str], stdin: bytes = b"",
-            on_line: Callable[[str], None] | None = None) -> Result:
+            on_line: Callable[[str], None] | None = None,
+            idle_timeout: float | None = None) -> Result:
         """Run `sh -c script sh args...` on the target with stdin; one round trip.
         `on_line` is called with each line of standard output as it arrives."""
+        ...
+
+    def reconnect(self) -> None:
+        """Open a new connection after the old one was lost."""
         ...
 
     def close(self) -> None: ...
@@ -65,14 +71,22 @@ class LineFeed:
         self.done = end + 1
 
 
-def script(name: str) -> str:
-    return files("mailstate.templates").joinpath(name).read_text()
+def script(*names: str) -> str:
+    """Server scripts (run one after the other) with ``server-lib.sh`` in front of them."""
+    base = files("mailstate.templates")
+    return "".join(base.joinpath(n).read_text() for n in ("server-lib.sh", *names))
+
+
+FAULT_ENV = "MAILSTATE_FAULT"  # test-only fault hook of the server scripts (server-lib.sh)
 
 
 def sh_command(script_text: str, args: list[str]) -> str:
-    """A fixed script plus validated arguments as one shell command line."""
-    return " ".join(["sh", "-c", shlex.quote(script_text), "mailstate",
-                     *(shlex.quote(a) for a in args)])
+    """A fixed script plus validated arguments as one shell command line. The test-only fault
+    hook, when set in this process, is passed on to the server like on the local target."""
+    env = [f"{FAULT_ENV}={shlex.quote(os.environ[FAULT_ENV])}"] if os.environ.get(FAULT_ENV) \
+        else []
+    return " ".join([*(["env", *env] if env else []), "sh", "-c", shlex.quote(script_text),
+                     "mailstate", *(shlex.quote(a) for a in args)])
 
 
 @dataclass
@@ -84,6 +98,9 @@ class Snapshot:
     postconf: dict[str, str]  # `postconf -n`
     generations: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)  # "domain/login" -> bytes (quota)
+    journal: str = ""  # "apply started", "apply committed", "rollback started": unfinished
+    lock_holder: str = ""  # who took the lock last (left behind when that run was killed)
+    postgrey: str = ""  # how the running postgrey differs from /etc/default/postgrey
 
 
 def read_paths(layout: Layout) -> list[str]:
@@ -124,8 +141,8 @@ def _members(data: bytes) -> dict[str, bytes]:
 def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) -> Snapshot:
     """One round trip: managed files, versions, map type, main.cf settings."""
     stdin = "".join(p + "\n" for p in read_paths(layout)).encode()
-    result = transport.run(script("server-read.sh"), [layout.state_dir, layout.vmail_dir],
-                           stdin)
+    result = transport.run(script("server-read.sh"), [layout.state_dir, layout.vmail_dir,
+                                                      layout.postgrey_default], stdin)
     if result.returncode != 0:
         raise TransportError(f"{transport.name}: reading the live state failed: {result.message}")
     try:
@@ -152,7 +169,8 @@ def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) ->
         facts = facts.model_copy(update={"protocols": protocols})
     return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
                     sorted(facts_raw.get("generations", "").split()),
-                    _usage(facts_raw.get("usage", "")))
+                    _usage(facts_raw.get("usage", "")), facts_raw.get("journal", ""),
+                    facts_raw.get("lock_holder", ""), facts_raw.get("postgrey", ""))
 
 
 def parse_protocols(text: str) -> tuple[str, ...]:

@@ -24,7 +24,8 @@ class LocalTransport:
         self.round_trips = 0
 
     def run(self, script: str, args: list[str], stdin: bytes = b"",
-            on_line: Callable[[str], None] | None = None) -> Result:
+            on_line: Callable[[str], None] | None = None,
+            idle_timeout: float | None = None) -> Result:
         self.round_trips += 1
         self.root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MAILSTATE_ROOT": str(self.root), "MAILSTATE_NO_COMMANDS": "1"}
@@ -33,7 +34,7 @@ class LocalTransport:
             if on_line is None:
                 done = subprocess.run(command, input=stdin, capture_output=True, env=env,
                                       timeout=600, check=False)
-                return Result(done.returncode, done.stdout, done.stderr)
+                return Result(done.returncode, done.stdout, done.stderr.replace(b"\0", b""))
             return self._streamed(command, env, stdin, on_line)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TransportError(f"{self.name}: {exc}") from None
@@ -54,7 +55,10 @@ class LocalTransport:
                 on_line(line.rstrip(b"\n").decode("utf-8", "replace"))
             code = proc.wait(timeout=600)
             err.seek(0)
-            return Result(code, bytes(out), err.read())
+            return Result(code, bytes(out), err.read().replace(b"\0", b""))
+
+    def reconnect(self) -> None:
+        """Nothing to reconnect: each run is a new process."""
 
     def close(self) -> None:
         pass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import select
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,17 +99,27 @@ class SSHTransport:
         self.user, self.host, self.port = self.hop.user, self.hop.host, self.hop.port
         chosen = known_hosts or self.hop.known_hosts or Path.home() / ".ssh" / "known_hosts"
         self.known = Path(str(chosen).split()[0]).expanduser()
+        self.config, self.identity = config, identity
         self.clients: list[paramiko.SSHClient] = []
+        self._open()
+
+    def _open(self) -> None:
         sock = None
         try:
             for text in self.hop.jumps:
-                jump = _hop(text, config)
+                jump = _hop(text, self.config)
                 client = self._connect(jump, sock, None, f"jump host {jump.alias} ")
                 sock = self._channel(client, jump, self.hop)
-            self.client = self._connect(self.hop, sock, identity, "")
+            self.client = self._connect(self.hop, sock, self.identity, "")
         except BaseException:
             self.close()
             raise
+
+    def reconnect(self) -> None:
+        """A new connection after the old one was lost (host keys checked again)."""
+        self.close()
+        self.clients = []
+        self._open()
 
     def _channel(self, client: paramiko.SSHClient, jump: _Hop, to: _Hop) -> paramiko.Channel:
         transport = client.get_transport()
@@ -181,7 +192,10 @@ class SSHTransport:
         return client
 
     def run(self, script: str, args: list[str], stdin: bytes = b"",
-            on_line: Callable[[str], None] | None = None) -> Result:
+            on_line: Callable[[str], None] | None = None,
+            idle_timeout: float | None = None) -> Result:
+        """One exec. With idle_timeout, a script that sends heartbeats (NUL bytes on stderr)
+        and is silent for that long counts as a lost connection (a dropped network)."""
         self.round_trips += 1
         lines = LineFeed(on_line)
         transport = self.client.get_transport()
@@ -189,17 +203,26 @@ class SSHTransport:
             raise TransportError(f"{self.label}: the SSH connection was lost")
         try:
             chan = transport.open_session()
+            if idle_timeout is not None:
+                chan.settimeout(idle_timeout)  # a sendall into a dropped network
             chan.exec_command(sh_command(script, args))
             chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
+            heard = time.monotonic()
             while True:
                 select.select([chan], [], [], 1.0)
                 while chan.recv_ready():
                     out += chan.recv(1 << 16)
+                    heard = time.monotonic()
                 lines.feed(out)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
+                    heard = time.monotonic()
+                if idle_timeout is not None and time.monotonic() - heard > idle_timeout:
+                    chan.close()
+                    raise TransportError(f"{self.label}: no answer for {idle_timeout:.0f} s; "
+                                         "the connection is taken as lost")
                 # Until EOF, not until the exit status: sshd may send the status while output
                 # is still on its way (seen under load: a truncated answer).
                 if (chan.eof_received or chan.closed) and not chan.recv_ready() \
@@ -209,11 +232,14 @@ class SSHTransport:
                     raise TransportError(f"{self.label}: the SSH connection was lost while "
                                          "a script ran; run plan again to see where it "
                                          "stopped")
+            if not chan.exit_status_ready():  # the session was killed: no exit status
+                raise TransportError(f"{self.label}: the SSH session ended before the "
+                                     "script did")
             code = chan.recv_exit_status()
             chan.close()
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"{self.label}: SSH failed: {exc}") from None
-        return Result(code, bytes(out), bytes(err))
+        return Result(code, bytes(out), bytes(err).replace(b"\0", b""))
 
     def close(self) -> None:
         for client in reversed(self.clients):

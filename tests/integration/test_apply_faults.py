@@ -1,0 +1,346 @@
+"""Faults during an apply over SSH to a real test host, at every step of the activation.
+
+One change touches every daemon: greylisting delay 3 s -> 5 s (/etc/default/postgrey, postgrey
+restart), a new mailbox with a welcome mail (passwd-file, Dovecot reload; Postfix maps, Postfix
+reload) and an alias moved to it. The fault is injected with the server scripts' test-only hook
+(MAILSTATE_FAULT: SIGKILL of the activation right after a step, or a pause there while the test
+kills the client, kills the sshd session, or drops the host's network).
+
+After each fault the server runs exactly the old or the new generation: the files parsed back,
+postgrey's running command line, Postfix's maps and Dovecot's user lookup all agree. The next
+apply completes without --force, leaves no stage, journal or .mailstate-new behind, the plan
+after it is empty, and the welcome mail was delivered once. Then the old generation is applied
+again for the next trial. The outcomes are printed as a table (run pytest with -s).
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.mail import Site, password_hash, rcpt, token, try_send
+from tests.testhost import TestHost
+
+pytestmark = pytest.mark.integration
+HOST_NAME = "faults"
+DOMAIN = "faults.be"
+PW = "Faults-Password-1"
+STATE_DIR = "/var/lib/mailstate"
+RENAMES = ["rename:/etc/default/postgrey", "rename:/etc/dovecot/mailstate/passwd",
+           "rename:/etc/postfix/mailstate/virtual_aliases"]
+STEPS = ["checked", "kept", "journal", "prepared", *RENAMES, "reload:postfix",
+         "reload:dovecot", "reload:postgrey", "manifest", "committed", "welcome:faults0001",
+         "done"]
+BEFORE_COMMIT = STEPS[:STEPS.index("manifest") + 1]
+OUTCOMES: Counter[tuple[str, str, str]] = Counter()
+
+
+def box(name: str, **fields: object) -> dict[str, object]:
+    return {"name": name, "password": password_hash(PW), **fields}
+
+
+def old_domain() -> dict[str, object]:
+    return {"domain": DOMAIN, "mailboxes": {"faults": box("Admin")},
+            "aliases": {"sales": ["faults"]}}
+
+
+def new_domain() -> dict[str, object]:
+    return {"domain": DOMAIN, "mailboxes": {"faults": box("Admin"),
+                                            "faults0001": box("Sales", welcome=True)},
+            "aliases": {"sales": ["faults0001"]}}
+
+
+def use(site: Site, which: str) -> None:
+    site.greylisting["delay"] = "3s" if which == "old" else "5s"
+    site.write_domain(old_domain() if which == "old" else new_domain())
+    site.write_config()
+
+
+# --- what the server runs -------------------------------------------------------------------
+def running_postgrey(host: TestHost) -> str:
+    return host.exec("tr '\\0' ' ' < /proc/$(cat /run/postgrey.pid)/cmdline").stdout + " "
+
+
+def generation(host: TestHost) -> str:
+    """old, new or mixed, from the files and from the daemons themselves."""
+    default = host.host_path("/etc/default/postgrey").read_text()
+    running = running_postgrey(host)
+    box_map = host.exec(["postmap", "-q", f"faults0001@{DOMAIN}",
+                         "hash:/etc/postfix/mailstate/virtual_mailboxes"], check=False).stdout
+    alias = host.exec(["postmap", "-q", f"sales@{DOMAIN}",
+                       "hash:/etc/postfix/mailstate/virtual_aliases"], check=False).stdout
+    user = host.exec(["doveadm", "user", "-f", "home", f"faults0001@{DOMAIN}"], check=False)
+    marks = {
+        "file delay": "--delay=5" in default,
+        "running delay": "--delay=5 " in running,
+        "mailbox map": bool(box_map.strip()),
+        "alias map": "faults0001" in alias,
+        "dovecot user": user.returncode == 0 and "faults0001" in user.stdout,
+    }
+    if all(marks.values()):
+        return "new"
+    if not any(marks.values()) and "--delay=3 " in running and "--delay=3" in default:
+        return "old"
+    return "mixed: " + ", ".join(f"{k}={'new' if v else 'old'}" for k, v in marks.items())
+
+
+def leftovers(host: TestHost) -> list[str]:
+    out = host.exec(f"cd {STATE_DIR} && ls -d stage.* journal journal.new generations/*.partial "
+                    "2>/dev/null; find /etc/postfix /etc/dovecot /etc/default /etc/postgrey "
+                    f"{STATE_DIR} -name '*.mailstate-new'", check=False).stdout
+    return sorted(out.split())
+
+
+def welcomes(host: TestHost) -> int:
+    maildir = host.host_path(f"/var/vmail/{DOMAIN}/faults0001/Maildir")
+    return sum(1 for sub in ("new", "cur") if (maildir / sub).is_dir()
+               for f in (maildir / sub).iterdir()
+               if b"Welcome to your new mailbox" in f.read_bytes())
+
+
+def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def lock_free(host: TestHost) -> bool:
+    return host.exec(f"flock -n {STATE_DIR}/lock true", check=False).returncode == 0
+
+
+def paused_at(host: TestHost, step: str) -> bool:
+    runs = host.host_path(f"{STATE_DIR}/runs")
+    return any(f"fault: paused after {step}\n" in (r / "err").read_text(errors="replace")
+               for r in runs.iterdir() if (r / "err").exists()) if runs.exists() else False
+
+
+def client(site: Site, fault: str) -> subprocess.Popen[str]:
+    site.write_config()
+    return subprocess.Popen([sys.executable, "-m", "mailstate", "apply", "--auto-approve"],
+                            cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "MAILSTATE_FAULT": fault})
+
+
+# --- the faults -----------------------------------------------------------------------------
+def kill_activation(site: Site, host: TestHost, step: str) -> str:
+    c = client(site, f"{step}:kill")
+    out = c.communicate(timeout=180)[0]
+    return out
+
+
+def _paused(site: Site, host: TestHost, step: str, act: Callable[[], None],
+            pause: int = 6) -> str:
+    c = client(site, f"{step}:pause={pause}")
+    wait(lambda: paused_at(host, step) or c.poll() is not None, 60, f"the pause at {step}")
+    act_at = time.monotonic()
+    act()
+    try:
+        out = c.communicate(timeout=180)[0]
+    except subprocess.TimeoutExpired:
+        c.kill()
+        out = c.communicate()[0]
+    wait(lambda: lock_free(host), 60, "the activation to end")
+    return out + f"\n(fault acted {time.monotonic() - act_at:.1f} s before the end)"
+
+
+def kill_client(site: Site, host: TestHost, step: str) -> str:
+    c = client(site, f"{step}:pause=4")
+    try:
+        wait(lambda: paused_at(host, step), 60, f"the pause at {step}")
+    finally:
+        c.kill()
+        c.communicate()
+    time.sleep(0.5)
+    wait(lambda: lock_free(host), 60, "the detached activation to end")
+    return "client killed"
+
+
+def kill_sshd_session(site: Site, host: TestHost, step: str) -> str:
+    def act() -> None:
+        ps = host.exec(["ps", "-eo", "pid=,args="]).stdout.splitlines()
+        for line in ps:
+            pid, _, args = line.strip().partition(" ")
+            if args.startswith("sshd: root"):
+                host.exec(["kill", "-9", pid], check=False)
+    return _paused(site, host, step, act)
+
+
+def drop_network(site: Site, host: TestHost, step: str) -> str:
+    veth = host._veth  # the runner side of the host's veth pair
+
+    def act() -> None:
+        subprocess.run(["ip", "link", "set", str(veth), "down"], check=True)
+        time.sleep(4)
+        subprocess.run(["ip", "link", "set", str(veth), "up"], check=True)
+    return _paused(site, host, step, act, pause=2)
+
+
+FAULTS = {
+    "SIGKILL activate": (kill_activation, STEPS),
+    "kill client": (kill_client, ["uploaded", "kept", "rename:/etc/dovecot/mailstate/passwd",
+                                  "reload:dovecot", "committed"]),
+    "kill sshd session": (kill_sshd_session, ["uploaded", "journal", "reload:postfix",
+                                              "manifest"]),
+    "drop network 4 s": (drop_network, ["prepared", "reload:postgrey", "welcome:faults0001"]),
+}
+CASES = [(fault, step) for fault, (_, steps) in FAULTS.items() for step in steps]
+
+
+@pytest.fixture(scope="module")
+def prepared_site(site: Site, host: TestHost) -> Site:
+    use(site, "old")
+    site.apply()
+    assert generation(host) == "old"
+    return site
+
+
+def _id(fault: str, step: str) -> str:
+    return f"{fault}-{step}".replace(" ", "_").replace(":", "_").replace("/", "_")
+
+
+@pytest.mark.parametrize(("fault", "step"), CASES, ids=[_id(f, s) for f, s in CASES])
+def test_fault_leaves_old_or_new_and_the_next_apply_completes(
+        prepared_site: Site, host: TestHost, fault: str, step: str) -> None:
+    site = prepared_site
+    before = welcomes(host)
+    use(site, "new")
+    detail = FAULTS[fault][0](site, host, step)
+    outcome = generation(host)
+    OUTCOMES[(fault, step, outcome.split(":")[0])] += 1
+    assert outcome in ("old", "new"), f"{outcome}\n{detail}"
+    if fault == "SIGKILL activate":
+        assert outcome == ("old" if step in BEFORE_COMMIT else "new"), detail
+
+    # the next apply completes without --force; nothing is left; the plan is then empty
+    done = site.apply()
+    assert generation(host) == "new", done
+    assert leftovers(host) == []
+    plan = site.plan("--detailed-exitcode")
+    assert plan.code == 0, plan
+    wait(lambda: welcomes(host) >= before + 1, 30, "the welcome mail")
+    time.sleep(0.5)
+    assert welcomes(host) == before + 1, "the welcome mail must be sent exactly once"
+    # greylisting as configured: an unknown client is greylisted (then the next trial)
+    code, text = rcpt(host, f"s-{token()}@outside.example", f"faults0001@{DOMAIN}",
+                      source=host.runner_ip2)
+    assert code == 450 and "reylist" in text, (code, text)
+
+    use(site, "old")  # back to the old generation for the next trial
+    site.apply()
+    assert generation(host) == "old"
+
+
+def test_a_postgrey_running_other_options_than_its_file_is_planned_and_restarted(
+        prepared_site: Site, host: TestHost) -> None:
+    """The issue's first symptom without a journal to explain it: the file says 5 s, the
+    running postgrey 3 s. The plan must not say "no changes"; apply restarts postgrey."""
+    site = prepared_site
+    use(site, "new")
+    site.apply()
+    default = host.host_path("/etc/default/postgrey")
+    written = default.read_bytes()
+    default.write_bytes(written.replace(b"--delay=5", b"--delay=3"))
+    host.exec([site.host.commands["postgrey_restart"]])
+    default.write_bytes(written)  # the file is as mailstate wrote it; the daemon is not
+    assert "--delay=3 " in running_postgrey(host)
+    plan = site.plan("--detailed-exitcode")
+    assert plan.code == 2, plan
+    assert "daemon postgrey" in plan.stdout and "postgrey runs without --delay=5" in plan.stdout
+    site.apply()
+    assert generation(host) == "new"
+    assert site.plan("--detailed-exitcode").code == 0
+    use(site, "old")
+    site.apply()
+
+
+def test_mail_keeps_flowing_through_ten_applies_and_a_rollback(
+        prepared_site: Site, host: TestHost) -> None:
+    """A bounded sender loop to three mailboxes while 10 applies (alternately a quota and an
+    alias, so Dovecot and Postfix reload in turn) and a rollback run: no 5xx for a valid
+    recipient, every accepted or deferred message delivered (after a queue flush)."""
+    site = prepared_site
+    logins = ["flow0001", "flow0002", "flow0003"]
+
+    def flow(i: int) -> dict[str, object]:
+        return {"domain": "flow.be", "mailboxes": {
+            "flow": box("Admin", welcome=False),
+            **{login: box(login, welcome=False, quota="2G" if i % 2 else "1G")
+               for login in logins}},
+            "aliases": {"team": [logins[i % 3]]}}
+
+    site.apply(flow(0))
+    stop = threading.Event()
+    sent: list[tuple[str, str]] = []
+    refused: list[tuple[str, int, str]] = []
+    deferred: list[tuple[str, int]] = []
+
+    def sender() -> None:
+        n = 0
+        while not stop.is_set() and n < 400:
+            login = logins[n % 3]
+            subject = f"flow {n} {token()}"
+            try:
+                code, text = try_send(host, f"f-{token()}@outside.example", f"{login}@flow.be",
+                                      subject)
+            except (OSError, smtplib.SMTPException) as exc:
+                deferred.append((str(exc), 0))
+                time.sleep(0.2)
+                continue
+            if code == 250:
+                sent.append((login, subject))
+            elif 400 <= code < 500:
+                deferred.append((text, code))
+            else:
+                refused.append((login, code, text))
+            n += 1
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        for i in range(1, 11):
+            site.apply(flow(i))
+        rolled = site.cli("rollback", "--auto-approve")
+        assert rolled.code == 0, rolled
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert refused == [], refused
+    assert len(sent) > 20, (len(sent), deferred)
+    host.exec(["postqueue", "-f"])
+
+    def delivered() -> bool:
+        found = set()
+        for login in logins:
+            new = host.host_path(f"/var/vmail/flow.be/{login}/Maildir/new")
+            for f in new.iterdir() if new.is_dir() else []:
+                head = f.read_bytes()[:4000].decode("utf-8", "replace")
+                for line in head.splitlines():
+                    if line.startswith("Subject: flow "):
+                        found.add((login, line[len("Subject: "):]))
+        return set(sent) <= found
+    wait(delivered, 60, "every accepted message in its mailbox")
+    print(f"\nsender loop: {len(sent)} delivered, {len(deferred)} deferred (4xx), "
+          f"{len(refused)} refused (5xx) during 10 applies and a rollback")
+    site.remove_domain("flow.be")
+    site.apply()
+
+
+def test_outcome_table(prepared_site: Site) -> None:
+    """Print fault x step x count x outcome (collected by the tests above)."""
+    if not OUTCOMES:
+        pytest.skip("no fault test ran in this session")
+    lines = ["| fault | step | count | outcome |", "|---|---|---|---|"]
+    lines += [f"| {f} | {s} | {n} | {o} |" for (f, s, o), n in sorted(OUTCOMES.items())]
+    print("\n" + "\n".join(lines))
+    assert not any(o == "mixed" for (_, _, o) in OUTCOMES)
