@@ -29,5 +29,6 @@ trap '' HUP PIPE  # the upload is complete: a session that goes away now must no
 RUN="$SD/runs/$RUNID"
 mkdir -p "$RUN" && basename "$stage" > "$RUN/upload" || gone "cannot record the run in $STATE_DIR/runs"
 fault uploaded 2>> "$RUN/err"
+say "@step activating"  # progress for mailstate (not shown as output)
 setsid sh "$stage/activate.sh" "$RUNID" > "$RUN/out" 2>> "$RUN/err" < /dev/null &
 : > "$RUN/spawn.$!"
