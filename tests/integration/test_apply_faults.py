@@ -118,6 +118,13 @@ def lock_free(host: TestHost) -> bool:
     return host.exec(f"flock -n {STATE_DIR}/lock true", check=False).returncode == 0
 
 
+def idle(host: TestHost) -> bool:
+    """No upload or activation left: a complete upload whose client was killed still starts
+    its activation, which then runs to its end and removes its stage."""
+    stages = host.exec(f"ls -d {STATE_DIR}/stage.* 2>/dev/null", check=False).stdout.strip()
+    return not stages and lock_free(host)
+
+
 def paused_at(host: TestHost, step: str) -> bool:
     runs = host.host_path(f"{STATE_DIR}/runs")
     return any(f"fault: paused after {step}\n" in (r / "err").read_text(errors="replace")
@@ -149,7 +156,7 @@ def _paused(site: Site, host: TestHost, step: str, act: Callable[[], None],
     except subprocess.TimeoutExpired:
         c.kill()
         out = c.communicate()[0]
-    wait(lambda: lock_free(host), 60, "the activation to end")
+    wait(lambda: idle(host), 60, "the activation to end")
     return out + f"\n(fault acted {time.monotonic() - act_at:.1f} s before the end)"
 
 
@@ -160,8 +167,7 @@ def kill_client(site: Site, host: TestHost, step: str) -> str:
     finally:
         c.kill()
         c.communicate()
-    time.sleep(0.5)
-    wait(lambda: lock_free(host), 60, "the detached activation to end")
+    wait(lambda: idle(host), 60, "the detached activation to end")
     return "client killed"
 
 
