@@ -182,11 +182,17 @@ send_welcome() {  # $1 the .eml file (its envelope sender in the .from beside it
         say "sent welcome mail $(basename "$1" .eml)"
     fi
 }
-welcome_all() {  # every welcome mail of the journal not yet marked sent, each marked after
+welcome_all() {  # every welcome mail of the journal, once: marked before and after sending
     for mail in "$J"/welcome/*.eml; do
         [ -f "$mail" ] || continue
         login=$(basename "$mail" .eml)
         [ -e "$J/sent.$login" ] && continue
+        if [ -e "$J/sending.$login" ]; then  # killed while sending: never twice
+            say "warning: the welcome mail to $login may not have been sent (a run was killed \
+while sending it); it is not sent again" >&2
+            continue
+        fi
+        : > "$J/sending.$login"
         send_welcome "$mail"
         : > "$J/sent.$login"
         fault "welcome:$login"

@@ -12,12 +12,12 @@ STATE_DIR="$1"
 RUNID="$2"
 SUM="$3"
 SD="$ROOT$STATE_DIR"
+refuse() { cat > /dev/null; say "error: $1; nothing was changed" >&2; exit "$2"; }  # read it all
 if why=$(unsafe_dir "$STATE_DIR"); then
-    say "error: refusing to use $STATE_DIR: $why" >&2
-    exit 12
+    refuse "refusing to use $STATE_DIR: $why" 12
 fi
-mkdir -p "$SD" && chmod 700 "$SD" || { say "error: cannot create $STATE_DIR" >&2; exit 13; }
-stage=$(mktemp -d "$SD/stage.XXXXXX") || { say "error: cannot create a stage in $STATE_DIR" >&2; exit 13; }
+mkdir -p "$SD" && chmod 700 "$SD" || refuse "cannot create $STATE_DIR" 13
+stage=$(mktemp -d "$SD/stage.XXXXXX") || refuse "cannot create a stage in $STATE_DIR" 13
 echo $$ > "$stage/.pid"
 gone() { rm -rf "$stage"; say "error: $1; nothing was changed" >&2; exit 13; }
 out=$(cat 2>&1 > "$stage/upload.tar") || gone "the upload could not be stored: $out"

@@ -47,8 +47,11 @@ class LocalTransport:
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                 env=env) as proc:
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(stdin)
-            proc.stdin.close()
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            except BrokenPipeError:  # the script refused before reading it: its answer counts
+                pass
             out = bytearray()
             for line in proc.stdout:
                 out += line

@@ -232,10 +232,11 @@ class SSHTransport:
                     raise TransportError(f"{self.label}: the SSH connection was lost while "
                                          "a script ran; run plan again to see where it "
                                          "stopped")
-            if not chan.exit_status_ready():  # the session was killed: no exit status
+            chan.status_event.wait(self.timeout)  # the status may follow the EOF
+            code = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            if code == -1:  # the session was killed: no exit status
                 raise TransportError(f"{self.label}: the SSH session ended before the "
                                      "script did")
-            code = chan.recv_exit_status()
             chan.close()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"{self.label}: SSH failed: {exc}") from None

@@ -132,13 +132,15 @@ class Scenario:
         now = managed(self.server.root)
         return "old" if now == self.old else "new" if now == self.new else "mixed"
 
-    def finish(self) -> None:
-        """The next apply completes without --force; then nothing is left, mail sent once."""
+    def finish(self, welcome_lost_ok: bool = False) -> None:
+        """The next apply completes without --force; then nothing is left, mail sent once
+        (never twice; with welcome_lost_ok, a run SIGKILLed while sending may have lost it,
+        which the recovery then says)."""
         result = self.server.cli("apply", str(self.path), "--auto-approve")
         assert result.exit_code == 0, result.output
         assert self.outcome() == "new"
         assert leftovers(self.server.root) == []
-        assert welcome_count(self.server.root) == 1
+        assert welcome_count(self.server.root) in ((0, 1) if welcome_lost_ok else (1,))
         again = self.server.cli("plan", str(self.path), "--detailed-exitcode")
         assert again.exit_code == 0, again.output
 
@@ -239,7 +241,7 @@ def test_activation_and_client_killed_at_random_moments(server: LocalServer) -> 
         if prep.snapshot.journal:
             recover_server(prep)
         outcomes[s.outcome()] += 1
-        s.finish()
+        s.finish(welcome_lost_ok=True)
     print("activation+client SIGKILL outcomes:", outcomes)
     assert outcomes["mixed"] == 0
 
@@ -414,7 +416,7 @@ def _used_kib(where: Path) -> int:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_leaves_old_or_new_and_says_which(server: LocalServer) -> None:
-    """The target root on a tmpfs with 0 to 240 KiB free: the upload, keeping the generation
+    """The target root on a tmpfs with 0 to 460 KiB free: the upload, keeping the generation
     or preparing the new files runs out of space. Each time the files are all old (and apply
     says nothing was changed) or all new (apply succeeded); nothing is left behind."""
     s = Scenario(server)
@@ -426,7 +428,7 @@ def test_a_full_disk_leaves_old_or_new_and_says_which(server: LocalServer) -> No
     finally:
         subprocess.run(["umount", str(disk)], check=True)
     seen: dict[str, int] = {"old": 0, "new": 0, "mixed": 0}
-    for free in range(0, 244, 12):
+    for free in range(0, 480, 20):
         _mount_tmpfs(disk, used + free + 4)
         try:
             root = disk / "root"
