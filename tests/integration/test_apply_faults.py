@@ -77,7 +77,7 @@ def generation(host: TestHost) -> str:
                          "hash:/etc/postfix/mailstate/virtual_mailboxes"], check=False).stdout
     alias = host.exec(["postmap", "-q", f"sales@{DOMAIN}",
                        "hash:/etc/postfix/mailstate/virtual_aliases"], check=False).stdout
-    user = host.exec(["doveadm", "user", "-f", "home", f"faults0001@{DOMAIN}"], check=False)
+    user = host.exec(["doveadm", "user", "faults0001"], check=False)  # the Dovecot login
     marks = {
         "file delay": "--delay=5" in default,
         "running delay": "--delay=5 " in running,
