@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ class ForcedCommand:
     def __init__(self, root: Path) -> None:
         self.root, self.name, self.round_trips = root, f"forced:{root}", 0
 
-    def run(self, script: str, args: list[str], stdin: bytes = b"") -> Result:
+    def run(self, script: str, args: list[str], stdin: bytes = b"",
+            on_line: Callable[[str], None] | None = None,
+            idle_timeout: float | None = None) -> Result:
         self.round_trips += 1
         program = self.root / program_path(Layout()).lstrip("/")
         env = {**os.environ, "MAILSTATE_ROOT": str(self.root), "MAILSTATE_NO_COMMANDS": "1",
@@ -42,6 +45,9 @@ class ForcedCommand:
         done = subprocess.run(["/bin/sh", str(program)], input=stdin, capture_output=True,
                               env=env, check=False)
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def reconnect(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
