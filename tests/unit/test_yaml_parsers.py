@@ -78,3 +78,41 @@ def test_deep_nesting_refused(pure: bool) -> None:
     with pytest.raises(Problems) as exc:
         read_yaml("x.yaml", "a: " + "[" * 100_000, pure=pure)
     assert "nested more than 32 levels deep" in str(exc.value)
+
+
+EDGE_CASES = [
+    # (text, the one issue expected: "line:col: message fragment")
+    ("a: 1\na: [*x]\n", "2:1: duplicate key 'a'"),  # the refused key's value is not read
+    ("a: <<\n", "1:4: the YAML tag '!!merge' is not supported"),
+    ("<<: {b: 1}\n", "1:1: keys must be plain names"),
+    ("? [k, *x]\n: v\n", "1:3: keys must be plain names"),
+    ("a: &x [1]\nb: *x\nc: *x\n", "1:4: YAML anchors and aliases"),
+    ("a: 1\n---\nb: 2\n", "2:1: YAML syntax error: expected a single document"),
+    ("a: !!python/name:os.system x\n", "1:4: the YAML tag '!!python/name:os.system'"),
+    ("a: !!map [1, *x]\n", "1:4: the YAML tag '!!map'"),
+    ("a: 2024-01-01 10:00:00\n", "1:4: '2024-01-01 10:00:00': write dates as YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize("pure", [True, False])
+@pytest.mark.parametrize(("text", "expected"), EDGE_CASES)
+def test_refusals_are_reported_once_at_their_place(text: str, expected: str,
+                                                   pure: bool) -> None:
+    with pytest.raises(Problems) as exc:
+        read_yaml("x.yaml", text, pure=pure)
+    where, fragment = expected.split(": ", 1)
+    assert len(exc.value.issues) == 1, exc.value.issues
+    assert str(exc.value.issues[0]).startswith(f"x.yaml:{where}: error: ")
+    assert fragment in str(exc.value.issues[0])
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_nesting_at_the_limit_is_read(pure: bool) -> None:
+    depth = 31  # the root mapping plus 31 lists: 32 levels
+    doc = read_yaml("x.yaml", "a: " + "[" * depth + "1" + "]" * depth + "\n", pure=pure)
+    value = doc.data["a"]
+    for _ in range(depth - 1):
+        value = value[0]
+    assert value == [1]
+    with pytest.raises(Problems, match="nested more than 32"):
+        read_yaml("x.yaml", "a: " + "[" * 32 + "1" + "]" * 32 + "\n", pure=pure)
