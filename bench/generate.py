@@ -34,14 +34,16 @@ def domain_file(n: int, mailboxes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(out: Path, domains: int, mailboxes: int) -> None:
+def generate(out: Path, domains: int, mailboxes: int, server: str | None = None) -> None:
+    """`server`: the YAML of the server's settings (indented 4), default a local target."""
     (out / "domains").mkdir(parents=True, exist_ok=True)
     accounts = "\n".join(f"  cust{n:04d}: {{plan: big, domains: [cust{n:04d}.example, "
                          f"cust{n:04d}.example.net]}}"
                          for n in range(domains))
+    server = server or f"    target: local:{out / 'server'}\n"
     (out / "mailstate.yaml").write_text(
         "plans:\n  big: {mailboxes: 1000, mail_quota: 2000G, domains: 10}\n"
-        f"servers:\n  bench:\n    target: local:{out / 'server'}\n"
+        f"servers:\n  bench:\n{server}"
         f"accounts:\n{accounts}\n")
     for n in range(domains):
         (out / "domains" / f"cust{n:04d}.example.yaml").write_text(domain_file(n, mailboxes))

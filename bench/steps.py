@@ -1,0 +1,88 @@
+"""One `mailstate apply` (or plan), done step by step with a clock: where the time goes.
+
+    python3 bench/steps.py apply|plan PATH
+
+Does what `mailstate apply PATH --auto-approve` does, through the same library calls, and
+prints one JSON object: seconds per step (imports, validate, connect, read, render and
+compare, the plan's text, building the upload, upload, activate) and, for apply, the server
+side's own steps as `server-activate.sh` times them with MAILSTATE_TIMES=1 (checks, swap,
+postconf, each reload and its probe, welcome mails). Run by bench/bench.py in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+START = time.perf_counter()
+
+
+def main() -> None:
+    verb, path = sys.argv[1], sys.argv[2]
+    times: dict[str, float] = {}
+    clock = [START]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        times[name] = round(now - clock[0], 4)
+        clock[0] = now
+
+    from mailstate.apply import ACTIVATE, PUSH, build_stage
+    from mailstate.plan import Plan
+    from mailstate.reconcile import open_transport, prepare, target_of
+    from mailstate.validate import run
+
+    lap("imports")
+    desired, issues = run([path])
+    if desired is None:
+        sys.exit("\n".join(map(str, issues)))
+    lap("validate")
+    server = next(iter(desired.servers))
+    config = desired.server_config(server)
+    transport = open_transport(target_of(desired, server, None), config, desired.repo.root)
+    lap("connect")
+    original = transport.run
+    round_trips: list[float] = []
+
+    def timed_run(script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+        begin = time.perf_counter()
+        result = original(script, args, stdin)
+        round_trips.append(time.perf_counter() - begin)
+        return result
+
+    transport.run = timed_run  # type: ignore[method-assign]
+    prepared = prepare(desired, server, transport)
+    read = round_trips.pop()
+    lap("read+render+compare")
+    times["read (round trip)"] = round(read, 4)
+    times["render+compare"] = round(times.pop("read+render+compare") - read, 4)
+    text = Plan([prepared.plan]).to_text()
+    lap("plan text")
+    server_steps: dict[str, float] = {}
+    if verb == "apply" and prepared.plan.has_changes:
+        tar = build_stage(prepared, desired.servers[server])
+        lap("build upload")
+        pushed = transport.run(PUSH, [prepared.layout.state_dir], tar)
+        lap("upload")
+        stage = pushed.stdout.decode().strip()
+        result = transport.run("MAILSTATE_TIMES=1 " + ACTIVATE, [prepared.layout.state_dir,
+                                                                 stage])
+        lap("activate (round trip)")
+        if result.returncode != 0:
+            sys.exit(f"activate failed ({result.returncode}): {result.stderr.decode()}")
+        for line in result.stderr.decode().splitlines():
+            if line.startswith("mailstate-time "):
+                _, name, ms = line.split()
+                server_steps[name] = server_steps.get(name, 0) + int(ms) / 1000
+    transport.close()
+    lap("close")
+    times["total"] = round(time.perf_counter() - START, 4)
+    print(json.dumps({"times": times, "server": server_steps,
+                      "changes": len(prepared.plan.changes), "files": len(prepared.plan.files),
+                      "upload_bytes": len(tar) if server_steps else 0,
+                      "plan_lines": text.count("\n")}))
+
+
+if __name__ == "__main__":
+    main()
