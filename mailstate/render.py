@@ -1,8 +1,11 @@
 """Desired state -> the exact bytes of every file mailstate owns on a server.
 
 Everything is sorted so that one state always gives the same bytes (a stable fingerprint and
-no spurious drift). Data is encoded by each format's own rules in ``mailstate.formats``; the
-Jinja templates in ``templates/`` only lay lines out.
+no spurious drift). Data is encoded by each format's own rules in ``mailstate.formats``. Files
+of one line per mailbox or address are built as plain strings (a large server has hundreds of
+thousands of lines: a template engine's loop costs more than the data); the few fixed files
+(Dovecot's settings) are text files in ``templates/`` with ``{{ name }}`` placeholders, and
+only the welcome mail, written by apply, uses Jinja (imported there, not for every plan).
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import email.utils
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage
+from functools import cache
 from importlib.resources import files
-
-import jinja2
 
 from mailstate.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.layout import Facts, Layout, Rendered, RenderedFile
@@ -27,33 +29,32 @@ PASSWD_GROUP = "dovecot"  # Dovecot's auth process runs as the internal user, no
 DISABLED_REASON = "REJECT primary address disabled"
 
 
+@cache
 def _load(name: str) -> str:
     return (files("mailstate.templates") / name).read_text(encoding="utf-8")
 
 
-ENV = jinja2.Environment(
-    loader=jinja2.FunctionLoader(_load),
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-ENV.filters.update(
-    postfix_domain=postfix.domain,
-    sieve_string=sieve.string,
-    sieve_list=sieve.string_list,
-    shell_word=postgrey.shell_word,
-    postgrey_client=postgrey.client,
-    postgrey_domain=postgrey.recipient_domain,
-    postgrey_address=postgrey.recipient_address,
-    size=dovecot.size,
-)
+_PLACEHOLDER = re.compile(r"\{\{ ([a-z_.]+) \}\}")
 
 
-def template(name: str, **context: object) -> bytes:
-    """Render one template; every file starts with the managed-by header."""
-    return ENV.get_template(name).render(**context).encode("utf-8")
+def fill(name: str, values: dict[str, object]) -> bytes:
+    """A fixed template with each ``{{ name }}`` replaced (a missing value is a KeyError)."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]), _load(name)).encode("utf-8")
+
+
+def _file(header: str, rows: list[str]) -> bytes:
+    """A line file: the managed-by header, then one line per row."""
+    return "".join([header, "\n", *(row + "\n" for row in rows)]).encode("utf-8")
+
+
+@cache
+def _jinja():  # type: ignore[no-untyped-def]
+    """Jinja, for the welcome mail only (apply), so that validate and plan never import it."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FunctionLoader(_load),
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
 def login(value: str) -> str:
@@ -144,21 +145,21 @@ def _postfix_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
         raise ValueError("a domain is hosted or aliased twice: " + ", ".join(
             sorted({n for n in names if names.count(n) > 1})))
     contents = {
-        "virtual_mailbox_domains": template(
-            "virtual_mailbox_domains.j2", header=lines.header("hosted mail domains"),
-            domains=[d.name for d in domains]),
-        "virtual_alias_domains": template(
-            "virtual_alias_domains.j2", header=lines.header("domain aliases -> their domain"),
-            pairs=alias_domains),
-        "virtual_mailboxes": template(
-            "postfix_map.j2", header=lines.header("addresses of mailboxes -> mailbox"),
-            entries=_by_address(mailboxes)),
-        "virtual_aliases": template(
-            "virtual_aliases.j2", header=lines.header("addresses -> delivery targets"),
-            entries=_by_address(aliases, alias=True)),
-        "recipient_access": template(
-            "postfix_map.j2", header=lines.header("disabled primary addresses"),
-            entries=_by_address(rejects)),
+        "virtual_mailbox_domains": _file(
+            lines.header("hosted mail domains"),
+            [f"{postfix.domain(d.name)} OK" for d in domains]),
+        "virtual_alias_domains": _file(
+            lines.header("domain aliases -> their domain"),
+            [f"{postfix.domain(a)} {postfix.domain(d)}" for a, d in alias_domains]),
+        "virtual_mailboxes": _file(
+            lines.header("addresses of mailboxes -> mailbox"),
+            [f"{k} {v}" for k, v in _by_address(mailboxes)]),
+        "virtual_aliases": _file(
+            lines.header("addresses -> delivery targets"),
+            [f"{k} {v}" for k, v in _by_address(aliases, alias=True)]),
+        "recipient_access": _file(
+            lines.header("disabled primary addresses"),
+            [f"{k} {v}" for k, v in _by_address(rejects)]),
     }
     return [
         RenderedFile(path=f"{layout.postfix_dir}/{name}", content=content, service="postfix",
@@ -212,12 +213,14 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
                       uid, gid, dovecot.field(mb.name, "real name"), dovecot.field(home, "home"),
                       " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts))))
     passwd_path = f"{layout.dovecot_dir}/passwd"
-    passwd = template("passwd.j2", header=lines.header("Dovecot users"), users=users)
+    passwd = _file(lines.header("Dovecot users"),
+                   [f"{user}:{password}:{uid}:{gid}:{name}:{home}::{extras}"
+                    for user, password, uid, gid, name, home, extras in users])
     name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
     first_uid, first_gid = layout.first_valid_ids()
-    conf = template(name, header=lines.header("virtual mailboxes, quota, LMTP, Sieve"),
-                    layout=layout, passwd=passwd_path, first_uid=first_uid,
-                    first_gid=first_gid)
+    conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
+                       "passwd": passwd_path, "first_uid": first_uid, "first_gid": first_gid,
+                       "layout.lmtp_socket": layout.lmtp_socket})
     return [
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
                      group=PASSWD_GROUP),
@@ -227,11 +230,27 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
 
 def sieve_script(mb: Mailbox, domain: Domain) -> bytes:
     """The vacation (and, with no copy kept, forwarding) script of one mailbox."""
-    assert mb.vacation is not None
-    return template(
-        "vacation.sieve.j2", header=lines.header(f"vacation of {mb.address}"),
-        v=mb.vacation, addresses=vacation_addresses(mb, domain),
-        redirects=mb.forward if sieve_forward(mb) else ())
+    v = mb.vacation
+    assert v is not None
+    out = [lines.header(f"vacation of {mb.address}"),
+           'require ["date", "relational", "vacation", "vacation-seconds"];', "", "if allof ("]
+    if v.start:
+        out.append(f'    currentdate :value "ge" "date" {sieve.string(v.start.isoformat())},')
+    if v.end:
+        out.append(f'    currentdate :value "le" "date" {sieve.string(v.end.isoformat())},')
+    out += ['    not exists "List-Id",', '    not exists "List-Unsubscribe",',
+            '    not header :is "Precedence" ["bulk", "list", "junk"],',
+            '    not allof (exists "Auto-Submitted", not header :is "Auto-Submitted" "no")',
+            ") {", f"    vacation :seconds {int(v.interval)}",
+            f"        :subject {sieve.string(v.subject)}"]
+    if v.sender:
+        out.append(f"        :from {sieve.string(v.sender)}")
+    addresses = vacation_addresses(mb, domain)
+    if addresses:
+        out.append(f"        :addresses {sieve.string_list(addresses)}")
+    out += [f"        {sieve.string(v.message)};", "}"]
+    out += [f"redirect {sieve.string(t)};" for t in (mb.forward if sieve_forward(mb) else ())]
+    return _file(out[0], out[1:])
 
 
 def _sieve_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
@@ -247,18 +266,22 @@ def _postgrey_files(state: ServerState, layout: Layout) -> list[RenderedFile]:
     g = state.greylisting
     off = sorted(n for d in state.domains.values() if not d.greylisting
                  for n in (d.name, *d.domain_aliases))
+    var = postgrey.ENABLED_VAR
     made = {
-        layout.postgrey_default: template(
-            "postgrey_default.j2", header=lines.header("postgrey options"), g=g,
-            layout=layout, enabled_var=postgrey.ENABLED_VAR),
-        f"{layout.postgrey_dir}/whitelist_clients.local": template(
-            "whitelist_clients.j2", header=lines.header("clients never greylisted"),
-            clients=sorted(g.whitelist_clients)),
-        f"{layout.postgrey_dir}/whitelist_recipients.local": template(
-            "whitelist_recipients.j2",
-            header=lines.header("domains and addresses without greylisting"),
-            addresses=sorted(g.whitelist_recipients),
-            domains=off),
+        layout.postgrey_default: _file(lines.header("postgrey options"), [
+            f"# {var} tells mailstate whether Postfix asks postgrey "
+            "(smtpd_recipient_restrictions).",
+            f'POSTGREY_OPTS="--inet={postgrey.shell_word(layout.postgrey_inet)} '
+            f"--delay={int(g.delay)} --max-age={int(g.max_age)} "
+            f'--auto-whitelist-clients={int(g.auto_whitelist_clients)}"',
+            f'{var}="{"yes" if g.enabled else "no"}"']),
+        f"{layout.postgrey_dir}/whitelist_clients.local": _file(
+            lines.header("clients never greylisted"),
+            [postgrey.client(c) for c in sorted(g.whitelist_clients)]),
+        f"{layout.postgrey_dir}/whitelist_recipients.local": _file(
+            lines.header("domains and addresses without greylisting"),
+            [*(postgrey.recipient_domain(d) for d in off),
+             *(postgrey.recipient_address(a) for a in sorted(g.whitelist_recipients))]),
     }
     return [RenderedFile(path=p, content=c, service="postgrey") for p, c in made.items()]
 
@@ -321,7 +344,7 @@ def render_welcome(
     domain = mailbox.domain
     addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
     offered = [p for p in ("imap", "pop3") if p in protocols]
-    body = ENV.get_template("welcome.txt.j2").render(
+    body = _jinja().get_template("welcome.txt.j2").render(
         mb=mailbox, addresses=addresses, quota=_human_size(mailbox.quota),
         server=server or f"mail.{domain}", protocols=offered)
     msg = EmailMessage(policy=email.policy.SMTP)
