@@ -16,7 +16,7 @@ HASH = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$cA5B6D1nTIlRKuWcU2qt9Q$"
         "y8AONqAfifKKZVjyxj9nHQu2IzUJDKM9StmxylEpdic")
 
 
-def domain_file(n: int, mailboxes: int) -> str:
+def domain_file(n: int, mailboxes: int, welcome: bool = True) -> str:
     account = f"cust{n:04d}"
     lines = [f"domain: {account}.example", f"account: {account}", "server: bench",
              f"domain_aliases: [{account}.example.net]", "mailboxes:"]
@@ -24,6 +24,8 @@ def domain_file(n: int, mailboxes: int) -> str:
         login = account if i == 0 else f"{account}{i:04d}"
         lines += [f"  {login}:", f"    name: User {i}", f'    password: "{HASH}"',
                   "    quota: 1G", f"    addresses: [user{i}, contact{i}]"]
+        if not welcome:
+            lines.append("    welcome: false")
         if i % 10 == 1:
             lines += ["    forward:", f"      to: [user{i}@elsewhere.example]",
                       "      keep_copy: true"]
@@ -34,8 +36,10 @@ def domain_file(n: int, mailboxes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(out: Path, domains: int, mailboxes: int, server: str | None = None) -> None:
-    """`server`: the YAML of the server's settings (indented 4), default a local target."""
+def generate(out: Path, domains: int, mailboxes: int, server: str | None = None,
+             welcome: bool = True) -> None:
+    """`server`: the YAML of the server's settings (indented 4), default a local target.
+    `welcome`: whether new mailboxes get a welcome mail (one `sendmail` each on a server)."""
     (out / "domains").mkdir(parents=True, exist_ok=True)
     accounts = "\n".join(f"  cust{n:04d}: {{plan: big, domains: [cust{n:04d}.example, "
                          f"cust{n:04d}.example.net]}}"
@@ -46,7 +50,8 @@ def generate(out: Path, domains: int, mailboxes: int, server: str | None = None)
         f"servers:\n  bench:\n{server}"
         f"accounts:\n{accounts}\n")
     for n in range(domains):
-        (out / "domains" / f"cust{n:04d}.example.yaml").write_text(domain_file(n, mailboxes))
+        path = out / "domains" / f"cust{n:04d}.example.yaml"
+        path.write_text(domain_file(n, mailboxes, welcome))
 
 
 if __name__ == "__main__":

@@ -18,12 +18,16 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .load import Issue
+from .load import Issue, collapse
 from .manager import DEFAULT_PARALLEL
 from .validate import run as validate_run
 
 
 def _print_issues(issues: list[Issue]) -> None:
+    """Every issue, one line each; a warning repeated per mailbox is summed up unless -v."""
+    context = click.get_current_context(silent=True)
+    if not (context and context.find_root().params.get("verbose")):
+        issues = collapse(issues)
     for issue in issues:
         colour = "red" if issue.severity == "error" else "yellow"
         click.secho(str(issue), fg=colour, err=True)
@@ -64,7 +68,9 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailstate")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="list every warning (one repeated for many mailboxes is summed up)")
+def main(verbose: bool) -> None:
     """Hosted e-mail as code: YAML domain files reconciled onto Postfix, Dovecot and postgrey."""
 
 

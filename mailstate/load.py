@@ -16,7 +16,7 @@ import datetime as dt
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,9 @@ class Issue:
     column: int | None
     message: str
     severity: str = "error"
+    # Issues of one kind that repeat (a warning for each mailbox of an account) share a group,
+    # which names what they have in common; `collapse` shows them as one line with a count.
+    group: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = self.path
@@ -96,6 +99,29 @@ class Issue:
         # One issue, one line: a newline or control character from the input is shown escaped,
         # so that no file content can forge extra lines in CI output.
         return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def collapse(issues: list[Issue]) -> list[Issue]:
+    """Each group of more than one issue as its first issue, with the count of the others.
+
+    Order is kept (the first of a group stands where it was); ungrouped issues are unchanged.
+    """
+    sizes: dict[str, int] = {}
+    for issue in issues:
+        if issue.group is not None:
+            sizes[issue.group] = sizes.get(issue.group, 0) + 1
+    out: list[Issue] = []
+    shown: set[str] = set()
+    for issue in issues:
+        group = issue.group
+        if group is None or sizes[group] == 1:
+            out.append(issue)
+        elif group not in shown:
+            shown.add(group)
+            more = sizes[group] - 1
+            out.append(replace(issue, message=f"{issue.message}; and {more} more {group} "
+                               "(-v lists each)"))
+    return out
 
 
 class Problems(Exception):

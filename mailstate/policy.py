@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from .desired import Desired, DomainInput
 from .load import Issue
@@ -290,9 +291,10 @@ def login_convention(desired: Desired) -> Iterator[Issue]:
         for login in item.spec.mailboxes:
             m = _CONVENTION.fullmatch(login)
             if login != item.account and not (m and m["account"] == item.account):
-                yield item.doc.issue(("mailboxes", login, "[key]"),
-                                     f"login {login!r} does not follow the convention "
-                                     f"{item.account}0001, {item.account}0002 …", "warning")
+                issue = item.doc.issue(("mailboxes", login, "[key]"),
+                                       f"login {login!r} does not follow the convention "
+                                       f"{item.account}0001, {item.account}0002 …", "warning")
+                yield replace(issue, group=f"logins of account {item.account!r} like it")
 
 
 @rule

@@ -58,3 +58,26 @@ def test_console_entry_point_disables_gc_for_its_own_run() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "gc enabled: False"
+
+
+def test_a_warning_repeated_per_mailbox_is_one_line_with_a_count(tmp_path: Path) -> None:
+    """Three logins off the <account>NNNN convention: one line with a count; -v lists each."""
+    text = EXAMPLE.read_text()
+    hashed = next(line for line in text.splitlines() if "password:" in line)
+    boxes = "".join(f"  {name}:\n    name: {name}\n{hashed}\n"
+                    for name in ("info", "sales", "jobs"))
+    domain = tmp_path / "monsite.be.yaml"
+    domain.write_text("domain: monsite.be\naccount: monsite\nplan: extended\nmailboxes:\n"
+                      f"  monsite:\n    name: Admin\n{hashed}\n{boxes}")
+    short = CliRunner().invoke(main, ["validate", str(domain)])
+    assert short.exit_code == 0, short.output
+    lines = [line for line in short.output.splitlines() if "convention" in line]
+    assert len(lines) == 1, short.output
+    assert ":8:3: warning: login 'info' does not follow" in lines[0]
+    assert "and 2 more logins of account 'monsite' like it (-v lists each)" in lines[0]
+    assert "(3 warnings)" in short.output
+    full = CliRunner().invoke(main, ["-v", "validate", str(domain)])
+    assert [line.split(": warning: ")[1] for line in full.output.splitlines()
+            if "convention" in line] == [
+        f"login {name!r} does not follow the convention monsite0001, monsite0002 …"
+        for name in ("info", "sales", "jobs")]
