@@ -214,6 +214,7 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
         inputs.append(DomainInput(doc, spec, server, spec.account))
 
     welcome: dict[str, set[str]] = {}
+    logins: dict[tuple[str, str, str], DomainInput] | None = None  # made when first needed
     for item in inputs:
         spec = item.spec
         mailboxes = {}
@@ -227,7 +228,12 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
         admin = spec.admin or spec.account
         admin_address = f"{admin}@{spec.domain}" if admin in spec.mailboxes else None
         if admin_address is None and spec.admin:
-            admin_address = _admin_elsewhere(inputs, item, admin)
+            if logins is None:
+                logins = {}
+                for other in inputs:
+                    for name in other.spec.mailboxes:
+                        logins.setdefault((other.account, other.server, name), other)
+            admin_address = _admin_elsewhere(logins, item, admin)
             if admin_address is None:
                 issues.append(item.doc.issue(("admin",), f"admin mailbox {admin!r} is not a "
                                              "mailbox of this account on this server; add it "
@@ -266,9 +272,9 @@ def server_state(server: Server, domains: dict[str, st.Domain]) -> st.ServerStat
                               auto_whitelist_clients=grey.auto_whitelist_clients))
 
 
-def _admin_elsewhere(inputs: list[DomainInput], item: DomainInput, login: str) -> str | None:
-    for other in inputs:
-        if (other.account == item.account and other.server == item.server
-                and login in other.spec.mailboxes):
-            return f"{login}@{other.spec.domain}"
-    return None
+def _admin_elsewhere(logins: dict[tuple[str, str, str], DomainInput], item: DomainInput,
+                     login: str) -> str | None:
+    """The address of `login` in another domain of the same account and server (`logins`:
+    (account, server, login) -> its domain input; a scan per domain would be quadratic)."""
+    other = logins.get((item.account, item.server, login))
+    return f"{login}@{other.spec.domain}" if other is not None else None

@@ -31,6 +31,7 @@ def check(desired: Desired) -> list[Issue]:
         return [issue for fn in RULES for issue in fn(desired)]
     finally:
         _INDEX.clear()
+        _OWNERS.clear()
 
 
 def _by_account(desired: Desired) -> dict[str, list[DomainInput]]:
@@ -246,11 +247,22 @@ def loops(desired: Desired) -> Iterator[Issue]:
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """One cycle per back edge of a depth-first search: linear in the size of the graph."""
     # Only nodes that lead somewhere inside the graph can be on a cycle: peel off the rest
-    # (addresses whose targets all end outside, then those leading only to them, ...).
+    # (addresses whose targets all end outside, then those leading only to them, ...), each
+    # node once, through its predecessors: linear, however long a chain of forwards is.
     graph = {n: ts & edges.keys() for n, ts in edges.items()}
-    while dead := {n for n, ts in graph.items() if not ts}:
-        graph = {n: ts - dead for n, ts in graph.items() if n not in dead}
-    edges = graph
+    before: dict[str, list[str]] = defaultdict(list)
+    for node, targets in graph.items():
+        for target in targets:
+            before[target].append(node)
+    left = {n: len(ts) for n, ts in graph.items()}
+    dead = [n for n, count in left.items() if count == 0]
+    while dead:
+        node = dead.pop()
+        for source in before.get(node, ()):
+            left[source] -= 1
+            if left[source] == 0:
+                dead.append(source)
+    edges = {n: {t for t in ts if left[t]} for n, ts in graph.items() if left[n]}
     colour: dict[str, int] = {}  # 1 = on the current path, 2 = done
     cycles = []
     for root in sorted(edges):
@@ -274,11 +286,19 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _owner(desired: Desired, server: str, address: str) -> DomainInput | None:
-    at = address.split("@")[1]
-    for item in desired.inputs:
-        if item.server == server and (item.spec.domain == at or at in item.spec.domain_aliases):
-            return item
-    return None
+    """The file of the domain (or domain alias) an address is at; an index, built once."""
+    key = (id(desired), server)
+    if key not in _OWNERS:
+        owners: dict[str, DomainInput] = {}
+        for item in desired.inputs:
+            if item.server == server:
+                for name in (item.spec.domain, *item.spec.domain_aliases):
+                    owners.setdefault(name, item)
+        _OWNERS[key] = owners
+    return _OWNERS[key].get(address.split("@")[1])
+
+
+_OWNERS: dict[tuple[int, str], dict[str, DomainInput]] = {}
 
 
 _CONVENTION = re.compile(r"(?P<account>.+?)(?P<number>\d{4})")
