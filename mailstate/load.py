@@ -274,6 +274,25 @@ class _Builder:
         anchors: dict[str, Any] = {}  # anchor name -> where the anchored value starts
         for event in events:
             kind = type(event)
+            if kind is ScalarEvent and stack and event.tag is None and event.anchor is None:
+                # The common case, kept short: an untagged scalar in a collection being read.
+                parent = stack[-1]
+                data = parent.data
+                text = event.value
+                if (not parent.muted and not parent.bad_key
+                        and (not event.implicit[0] or text[:1] not in _BY_FIRST)):
+                    if data.__class__ is list:
+                        data.append(text)
+                        parent.position.items.append(event.start_mark)
+                        continue
+                    if parent.key_mark is not None:
+                        data[parent.key] = text
+                        parent.position.items[parent.key] = (parent.key_mark, event.start_mark)
+                        parent.key, parent.key_mark = _NO_KEY, None
+                        continue
+                    if text not in data:
+                        parent.key, parent.key_mark = text, event.start_mark
+                        continue
             if kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 value, position = frame.data, frame.position
