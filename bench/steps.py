@@ -45,9 +45,10 @@ def main() -> None:
     original = transport.run
     round_trips: list[float] = []
 
-    def timed_run(script: str, args: list[str], stdin: bytes = b""):  # type: ignore[no-untyped-def]
+    def timed_run(script: str, args: list[str], stdin: bytes = b"",  # type: ignore[no-untyped-def]
+                  on_line=None):
         begin = time.perf_counter()
-        result = original(script, args, stdin)
+        result = original(script, args, stdin, on_line)
         round_trips.append(time.perf_counter() - begin)
         return result
 
