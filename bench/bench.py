@@ -1,6 +1,9 @@
 """Benchmark: what users wait for, each case beside its floor, ratios from one run.
 
-    python3 bench/bench.py [--repeat 3] [--local-only | --ssh-only] [--json FILE]
+    python3 bench/bench.py [--repeat 3] [--local-only | --ssh-only] [--json FILE] [--n 1000]
+
+Hot paths (bench/complexity.py, in-process): each at n and 4n, so a quadratic one shows as a
+ratio near 16 instead of 4.
 
 Local target (no server), domains of 1,000 mailboxes: `validate`, the first `plan` (empty
 server), the first `apply` and a no-op `plan` after it, at 10^4, 2*10^4 and 10^5 mailboxes,
@@ -217,11 +220,18 @@ def main() -> None:
     which.add_argument("--local-only", action="store_true")
     which.add_argument("--ssh-only", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--n", type=int, default=1000, help="n of the hot-path section")
     args = parser.parse_args()
     report = [f"Machine: {machine()} at the start."]
     raw: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.ssh_only:
+            import complexity
+
+            rows = complexity.measure(args.n)
+            raw["hot paths"] = rows
+            report += ["", "### Hot paths at n and 4n (in-process)", "",
+                       *complexity.report(args.n, rows)]
             raw["local"] = local_part(Path(tmp), args.repeat)
             report += ["", "### Local target", "", *local_report(raw["local"])]
         if not args.local_only:

@@ -5,7 +5,7 @@
 In-process, best of 3 each: reading one YAML file of n mailboxes, validating a file whose n
 logins each draw a warning (every warning looks its position up), the forwarding-loop search
 on a chain of n forwards, render and parse of a server of n mailboxes, and the plan of n
-changed mailboxes. Run by bench/bench.py; not a timed test.
+changed mailboxes. Run by bench/bench.py (or alone); not a timed test.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from .validate import run as validate_run
 def _print_issues(issues: list[Issue]) -> None:
     """Every issue, one line each; a warning repeated per mailbox is summed up unless -v."""
     context = click.get_current_context(silent=True)
-    if not (context and context.find_root().params.get("verbose")):
+    if not (context and (context.params.get("verbose")
+                         or context.find_root().params.get("verbose"))):
         issues = collapse(issues)
     for issue in issues:
         colour = "red" if issue.severity == "error" else "yellow"
