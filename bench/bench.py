@@ -15,8 +15,9 @@ a no-op plan and a one-change apply (one quota), each `mailstate` command in a f
 as a user runs it, beside a bare paramiko connect plus one `tar` of the same managed files
 (bench/peer.py) in the same run; and the first and one-change applies once more step by step
 (bench/steps.py: client steps, then the server's own steps as server-activate.sh times them).
-The 100 x 100 mailboxes have `welcome: false` (a welcome mail is one `sendmail` per new
-mailbox; the 10-mailbox case measures them).
+The local sizes and the 100 x 100 mailboxes have `welcome: false`: a welcome mail is a file
+in the upload and one `sendmail` per new mailbox on the server; the 10-mailbox case over SSH
+measures them.
 
 Every measurement is wall time of a fresh process, the best of --repeat runs (10^5 and the
 first applies: one run). Run by hand; not a timed test. Prints a report (markdown) and
@@ -88,7 +89,7 @@ def local_part(tmp: Path, repeat: int) -> dict:
         n = domains * boxes
         rounds = 1 if n >= 100_000 else repeat
         repo = tmp / f"local{n}"
-        generate(repo, domains, boxes)
+        generate(repo, domains, boxes, welcome=False)
         row = {"validate": best([*ms, "validate", str(repo)], rounds),
                "plan (first)": best([*ms, "plan", str(repo), "--format", "json"], rounds)}
         row["apply (first)"] = run_child([*ms, "apply", str(repo), "--auto-approve"])[:2]
