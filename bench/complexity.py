@@ -69,7 +69,7 @@ def cases(tmp: Path) -> dict[str, Callable[[int], Callable[[], object]]]:
         (tmp / f"s{n}").mkdir(exist_ok=True)
         (tmp / f"s{n}" / "mailstate.yaml").write_text(
             f"{plans}servers:\n  bench: {{target: 'local:{tmp}/srv'}}\naccounts:\n"
-            "  cust: {plan: big}\n")
+            "  cust: {plan: big, domains: [cust.example, cust.example.net]}\n")
         (tmp / f"s{n}" / "domains").mkdir(exist_ok=True)
         (tmp / f"s{n}" / "domains" / "cust.example.yaml").write_text(path.read_text())
         desired, issues = run([str(tmp / f"s{n}")])
