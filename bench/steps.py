@@ -28,7 +28,7 @@ def main() -> None:
         times[name] = round(now - clock[0], 4)
         clock[0] = now
 
-    from mailstate.apply import ACTIVATE, PUSH, build_stage
+    from mailstate.apply import apply_server
     from mailstate.plan import Plan
     from mailstate.reconcile import open_transport, prepare, target_of
     from mailstate.validate import run
@@ -45,10 +45,9 @@ def main() -> None:
     original = transport.run
     round_trips: list[float] = []
 
-    def timed_run(script: str, args: list[str], stdin: bytes = b"",  # type: ignore[no-untyped-def]
-                  on_line=None):
+    def timed_run(*args, **kwargs):  # type: ignore[no-untyped-def]
         begin = time.perf_counter()
-        result = original(script, args, stdin, on_line)
+        result = original(*args, **kwargs)
         round_trips.append(time.perf_counter() - begin)
         return result
 
@@ -61,27 +60,19 @@ def main() -> None:
     text = Plan([prepared.plan]).to_text()
     lap("plan text")
     server_steps: dict[str, float] = {}
+    upload = 0
     if verb == "apply" and prepared.plan.has_changes:
-        tar = build_stage(prepared, desired.servers[server])
-        lap("build upload")
-        pushed = transport.run(PUSH, [prepared.layout.state_dir], tar)
-        lap("upload")
-        stage = pushed.stdout.decode().strip()
-        result = transport.run("MAILSTATE_TIMES=1 " + ACTIVATE, [prepared.layout.state_dir,
-                                                                 stage])
-        lap("activate (round trip)")
-        if result.returncode != 0:
-            sys.exit(f"activate failed ({result.returncode}): {result.stderr.decode()}")
-        for line in result.stderr.decode().splitlines():
-            if line.startswith("mailstate-time "):
-                _, name, ms = line.split()
-                server_steps[name] = server_steps.get(name, 0) + int(ms) / 1000
+        # build, upload and activation in one call (one round trip since the crash-safe
+        # activation); the server's own steps come from MAILSTATE_TIMES=1 where it reports them
+        applied = apply_server(prepared, desired.servers[server])
+        lap("build+upload+activate")
+        upload = len(applied.output)
     transport.close()
     lap("close")
     times["total"] = round(time.perf_counter() - START, 4)
     print(json.dumps({"times": times, "server": server_steps,
                       "changes": len(prepared.plan.changes), "files": len(prepared.plan.files),
-                      "upload_bytes": len(tar) if server_steps else 0,
+                      "output_lines": upload,
                       "plan_lines": text.count("\n")}))
 
 

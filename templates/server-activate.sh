@@ -101,7 +101,11 @@ postconf_set() {  # key = value lines on stdin
     else
         set --
         while IFS= read -r line; do set -- "$@" "$(printf '%s' "$line" | sed 's/ = /=/')"; done
-        [ $# -eq 0 ] || postconf -e "$@"
+        [ $# -eq 0 ] || postconf -e "$@" || return 1
+        # Every Postfix program rereads a main.cf younger than about 2 s until it is older
+        # ("hot" file: it could be half written), so the reload right after would wait ~2.3 s.
+        # postconf -e has renamed the finished file into place: date it 3 s back.
+        [ $# -eq 0 ] || touch -d "@$(( $(date +%s) - 3 ))" /etc/postfix/main.cf || true
     fi
 }
 postconf_get() {  # the value of a main.cf setting, or "absent"
@@ -353,10 +357,12 @@ else
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
-        while read -r path; do
-            out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$path" \
-                "$STAGE/check.svbin" 2>&1) || fail "sievec rejected $path: $out"
-        done < "$META/sieve"
+        # One sievec per directory (it compiles every .sieve file in it, and names the one
+        # it rejects): one process per script cost ~30 ms each, 17 s for 500 vacations.
+        for dir in $(sed 's|/[^/]*$||' "$META/sieve" | sort -u); do
+            out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$dir" 2>&1) \
+                || fail "sievec rejected a script in $dir: $out"
+        done
     fi
 fi
 check_mail_dir

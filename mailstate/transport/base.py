@@ -78,13 +78,15 @@ def script(*names: str) -> str:
 
 
 FAULT_ENV = "MAILSTATE_FAULT"  # test-only fault hook of the server scripts (server-lib.sh)
+TIMES_ENV = "MAILSTATE_TIMES"  # the benchmark's: each step's time on the scripts' stderr
 
 
 def sh_command(script_text: str, args: list[str]) -> str:
     """A fixed script plus validated arguments as one shell command line. The test-only fault
-    hook, when set in this process, is passed on to the server like on the local target."""
-    env = [f"{FAULT_ENV}={shlex.quote(os.environ[FAULT_ENV])}"] if os.environ.get(FAULT_ENV) \
-        else []
+    hook and the benchmark's timing switch, when set in this process, are passed on to the
+    server like on the local target."""
+    env = [f"{name}={shlex.quote(os.environ[name])}" for name in (FAULT_ENV, TIMES_ENV)
+           if os.environ.get(name)]
     return " ".join([*(["env", *env] if env else []), "sh", "-c", shlex.quote(script_text),
                      "mailstate", *(shlex.quote(a) for a in args)])
 
