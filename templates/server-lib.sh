@@ -16,11 +16,6 @@ alive() {  # alive PID: the process exists and is not a zombie
 # STEP; "STEP:pause=N" sleeps N seconds there (the log says so first), so that a test can kill
 # the client, the SSH session or the network at exactly that point. Unset in normal use.
 fault() {
-    if [ "${MAILSTATE_TIMES:-0}" = 1 ]; then  # the benchmark: "mailstate-time STEP MS" on stderr
-        _n=$(date +%s%N)
-        say "mailstate-time $1 $(( (_n - ${_t:-$_n}) / 1000000 ))" >&2
-        _t=$_n
-    fi
     case "${MAILSTATE_FAULT:-}" in
         "$1:kill") say "fault: SIGKILL after $1" >&2; kill -9 $$ ;;
         "$1:pause="*) say "fault: paused after $1" >&2; sleep "${MAILSTATE_FAULT##*=}" 9>&- ;;
