@@ -1,7 +1,7 @@
 """A plan: what apply would change, as data, with text, markdown and JSON views.
 
 Changes are computed between two ``ServerState``s (desired vs. live, parsed from the server's
-files), object by object, then field by field inside an object. So a
+files), object by object, with DeepDiff finding the fields that differ inside an object. So a
 plan speaks of mailboxes, addresses and forwards, never of lines, and a reordered file is no
 change. Beside the changes a plan carries what apply needs to check it is still valid: the
 files to write, the daemons to reload, and fingerprints of the live and desired states.
@@ -254,31 +254,17 @@ def _greylisting_view(greylisting: Greylisting) -> dict[str, Any]:
     return data
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as the plan means it: lists in any order (addresses, targets)."""
-    if isinstance(a, list) and isinstance(b, list):
-        return sorted(map(repr, a)) == sorted(map(repr, b))
-    return bool(a == b)
-
-
-def _changed_names(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    """The fields that differ; inside a vacation both sides have, its own fields by name.
-
-    A mailbox view is two levels deep at most, so a plain comparison finds exactly what a
-    generic deep diff would, at a fraction of its cost per mailbox."""
-    names: set[str] = set()
-    for key in set(old) | set(new):
-        a, b = old.get(key), new.get(key)
-        if key == "vacation" and isinstance(a, dict) and isinstance(b, dict):
-            names.update(f"vacation.{sub}" for sub in set(a) | set(b)
-                         if not _same(a.get(sub), b.get(sub)))
-        elif not _same(a, b):
-            names.add(key)
-    return names
-
-
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
-    names = _changed_names(old, new)
+    from deepdiff import DeepDiff  # imported here: it pulls in numpy, and most plans need none
+
+    diff = DeepDiff(old, new, ignore_order=True, view="tree")
+    names: set[str] = set()
+    for report in diff.values():
+        for level in report:
+            path = level.path(output_format="list")
+            names.add(".".join(map(str, path[:2])) if path[:1] == ["vacation"] and
+                      len(path) > 1 and old.get("vacation") and new.get("vacation")
+                      else str(path[0]))
     changes = []
     for name in sorted(names):
         top, _, sub = name.partition(".")
