@@ -79,7 +79,7 @@ class Cli:
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> Cli:
     """`mailstate ARGS` as a subprocess, as an operator or CI runs it."""
     done = subprocess.run(
-        [sys.executable, "-m", "mailstate", *args],
+        [sys.executable, "-P", "-m", "mailstate", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

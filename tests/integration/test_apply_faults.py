@@ -133,7 +133,7 @@ def paused_at(host: TestHost, step: str) -> bool:
 
 def client(site: Site, fault: str) -> subprocess.Popen[str]:
     site.write_config()
-    return subprocess.Popen([sys.executable, "-m", "mailstate", "apply", "--auto-approve"],
+    return subprocess.Popen([sys.executable, "-P", "-m", "mailstate", "apply", "--auto-approve"],
                             cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "MAILSTATE_FAULT": fault})
 

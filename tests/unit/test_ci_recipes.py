@@ -59,7 +59,7 @@ class Forge:
         for fake in ("gh", "curl"):
             shutil.copy(FAKES / fake, self.bin / fake)
         (self.bin / "mailstate").write_text(
-            f"#!/bin/sh\nexec {sys.executable} -m mailstate \"$@\"\n")
+            f"#!/bin/sh\nexec {sys.executable} -P -m mailstate \"$@\"\n")
         (self.bin / "mailstate").chmod(0o755)
         (self.bin / "python3").symlink_to(sys.executable)
         self.save({"comments": [], "pulls": {}, "user": 7, "notes": [], "mrs": {}})
@@ -233,7 +233,7 @@ def test_the_gitlab_pipeline_plans_notes_once_and_applies_what_was_reviewed(
 def test_the_pre_commit_hook_runs_validate() -> None:
     [hook] = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "mailstate-validate" and hook["pass_filenames"] is False
-    result = subprocess.run([sys.executable, "-m", "mailstate", *hook["entry"].split()[1:]],
+    result = subprocess.run([sys.executable, "-P", "-m", "mailstate", *hook["entry"].split()[1:]],
                             cwd=REPO / "examples" / "repo", capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("valid")

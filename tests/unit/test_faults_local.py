@@ -191,7 +191,7 @@ def test_the_next_run_completes_or_undoes_a_journal_left_by_a_killed_activation(
 
 def _client(server: LocalServer, path: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mailstate", "apply", str(path), "--target", server.target,
+        [sys.executable, "-P", "-m", "mailstate", "apply", str(path), "--target", server.target,
          "--auto-approve", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 

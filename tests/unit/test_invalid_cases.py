@@ -139,7 +139,7 @@ def test_python_dash_m(case: str, tmp_path: Path) -> None:
     """The real process: exit 1, the file:line on stderr, no traceback, nothing written."""
     src = CASES / "invalid" / f"{case}.yaml"
     expect = expectations(src)[0]
-    proc = subprocess.run([sys.executable, "-m", "mailstate", "validate", str(src)],
+    proc = subprocess.run([sys.executable, "-P", "-m", "mailstate", "validate", str(src)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
