@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from .desired import Desired
 from .notice import render_notice
+from .plan import ServerPlan
 from .reconcile import Prepared, prepare
 from .render import login as dovecot_user
 from .render import render_welcome, welcome_recipient
@@ -283,12 +284,16 @@ def rollback_server(prep: Prepared, generation: str | None = None,
     return Applied(prep.plan.server, True, _run_stage(prep, tar, step=step))
 
 
+def nothing_to_apply(plan: ServerPlan) -> Applied:
+    return Applied(plan.server, False, ["no changes; nothing written, nothing reloaded"])
+
+
 def apply_server(prep: Prepared, state: ServerState, force: bool = False,
                  step: Step | None = None, lock_timeout: float = LOCK_TIMEOUT) -> Applied:
     """Apply one server's plan; raises ApplyRefused or TransportError with a clear message."""
     plan = prep.plan
     if not plan.has_changes:
-        return Applied(plan.server, False, ["no changes; nothing written, nothing reloaded"])
+        return nothing_to_apply(plan)
     if plan.drift and not force:
         raise ApplyRefused(
             f"{plan.server}: {', '.join(plan.drift)} changed by hand since the last apply; "

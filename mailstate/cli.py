@@ -271,6 +271,8 @@ def _target_options(fn):
                       "every server (also on a terminal)")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="no progress; the plan, errors and "
                       "the result only")(fn)
+    fn = click.option("--no-cache", is_flag=True, help="load and check every file even when "
+                      "nothing changed since the last plan (the plan is the same)")(fn)
     fn = click.option("--parallel", type=click.IntRange(1, 256), default=DEFAULT_PARALLEL,
                       show_default=True, help="servers worked on at once")(fn)
     fn = click.option("--server", "only", multiple=True, metavar="NAME",
@@ -289,16 +291,18 @@ def _target_options(fn):
 class _Run:
     """The options every server verb shares, turned into a Manager and a progress view."""
 
-    def __init__(self, paths, target, known_hosts, identity, only, parallel, quiet, verbose):
+    def __init__(self, paths, target, known_hosts, identity, only, parallel, quiet, verbose,
+                 no_cache):
         from .manager import Invalid, Manager
         from .progress import NORMAL, QUIET, VERBOSE, View
 
         self.view = View(QUIET if quiet else VERBOSE if verbose else NORMAL)
         self.manager = Manager(paths, targets=_targets(target), known_hosts=known_hosts,
-                               identity=identity, parallel=parallel, progress=self.view)
+                               identity=identity, parallel=parallel, progress=self.view,
+                               cache=not no_cache)
         self.only = only
         try:
-            self.manager.validate()
+            self.manager.check()
         except Invalid as exc:
             _print_issues(exc.issues)
             click.secho(exc.summary, fg="red", err=True, color=_err_colour())
@@ -342,10 +346,10 @@ class _Run:
               help="exit 0 for no changes, 2 for changes, 1 for an error")
 @click.option("--full-plan", metavar="WHERE", help="markdown: where the full plan is (a CI "
               "artefact's URL), named when the comment must leave sections out")
-def plan(paths, target, known_hosts, identity, only, parallel, quiet, verbose, fmt, out,
-         detailed_exitcode, full_plan) -> None:
+def plan(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache, fmt,
+         out, detailed_exitcode, full_plan) -> None:
     """Show what apply would change on each server (all servers at once), and its checksum."""
-    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache)
     with run.plan() as fleet:
         result = fleet.plan
         if fmt == "text":
@@ -395,8 +399,8 @@ def show(plan_file: Path, fmt: str, full_plan: str | None) -> None:
               "`plan`): what the reviewers read, or nothing")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
               help="seconds to wait for another apply on the same server")
-def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, plan_file,
-          auto_approve, force, checksum, lock_timeout) -> None:
+def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache,
+          plan_file, auto_approve, force, checksum, lock_timeout) -> None:
     """Apply the domain files to their servers (all servers at once)."""
     from .plan import Plan
 
@@ -406,7 +410,7 @@ def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, 
             saved = Plan.from_json(plan_file.read_text())
         except ValueError as exc:
             _fail(str(exc))
-    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache)
     # an apply that a killed run left unfinished is completed or undone before planning
     run.manager.settle, run.manager.lock_timeout = True, lock_timeout
     with run.plan() as fleet:
@@ -448,14 +452,14 @@ def apply(paths, target, known_hosts, identity, only, parallel, quiet, verbose, 
               "the files as they were before the last apply)")
 @click.option("--list", "list_only", is_flag=True, help="list the generations kept and stop")
 @click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
-def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbose, generation,
-             list_only, auto_approve) -> None:
+def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache,
+             generation, list_only, auto_approve) -> None:
     """Put back the files mailstate replaced in an earlier apply, and reload.
 
     The domain files are not changed: afterwards `plan` shows what the files in git would
     change again. Revert the commit too, or the next apply redoes what was rolled back.
     """
-    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache)
     with run.plan() as fleet:
         for server in fleet.servers:
             if server.prepared is None:
@@ -486,12 +490,12 @@ def rollback(paths, target, known_hosts, identity, only, parallel, quiet, verbos
 
 @main.command()
 @_target_options
-def unlock(paths, target, known_hosts, identity, only, parallel, quiet, verbose) -> None:
+def unlock(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache) -> None:
     """Release a server's lock left by an apply that is gone (refused while it still runs)."""
     from .apply import ApplyRefused, unlock_server
     from .transport.base import TransportError
 
-    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose)
+    run = _Run(paths, target, known_hosts, identity, only, parallel, quiet, verbose, no_cache)
     with run.plan() as fleet:
         failed = False
         for server in fleet.servers:

@@ -17,19 +17,31 @@ reached or fails is recorded with its error and the others carry on.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .apply import LOCK_TIMEOUT, Applied, ApplyRefused, apply_server, rollback_server, settle
+from . import plan_cache
+from .apply import (
+    LOCK_TIMEOUT,
+    Applied,
+    ApplyRefused,
+    apply_server,
+    nothing_to_apply,
+    rollback_server,
+    settle,
+)
 from .desired import Desired, server_state
+from .layout import Facts
 from .load import Issue
 from .plan import Plan
-from .reconcile import Prepared, open_transport, prepare, target_of
+from .reconcile import Prepared, open_transport, prepare, prepare_unchanged, record_of, target_of
 from .safety import annotate_moves, check_safe, unsafe
-from .transport.base import TransportError
+from .schema import Server
+from .transport.base import TransportError, read_snapshot
 
 DEFAULT_PARALLEL = 8
 # What a server's failure can look like (the SSH transport turns paramiko's into
@@ -118,13 +130,14 @@ class Manager:
     called from worker threads with (server, step, detail) as each server moves on: steps are
     connecting, reading, planned, uploading, activating, checking, swapping, reloading (or
     restoring, for a rollback), done, failed; and "output", once per line a server's script
-    printed.
+    printed. ``cache``: plan a server that matches what the same files rendered to last time
+    without loading the repository (``plan_cache``; the result is the same).
     """
 
     def __init__(self, paths: str | Path | Sequence[str | Path] = (), *,
                  targets: Mapping[str, str] | None = None, known_hosts: str | None = None,
                  identity: str | None = None, parallel: int = DEFAULT_PARALLEL,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, cache: bool = True) -> None:
         self.paths = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
         self.targets = dict(targets or {})
         self.known_hosts = known_hosts
@@ -134,6 +147,11 @@ class Manager:
         self.issues: list[Issue] = []
         self._desired: Desired | None = None
         self._empty: list[str] = []  # configured servers without domain files
+        self.cache = cache
+        self._record: plan_cache.Record | None = None  # the plan cache's, for these files
+        self._kept: dict[str, plan_cache.ServerRecord] = {}  # to record after this run
+        self._inputs: tuple[str, str] | None = None  # (record name, inputs) before loading
+        self._loading = threading.Lock()  # worker threads may all need the full load
         # settle: complete or undo an activation a killed run left unfinished (its journal)
         # before planning; apply does, plan never writes. lock_timeout: seconds to wait for
         # another apply on the same server.
@@ -148,41 +166,82 @@ class Manager:
 
     # ------------------------------------------------------------ the repository
 
+    def check(self) -> list[Issue]:
+        """Validate, or recall the result of exactly these files (``plan_cache``); raises
+        ``Invalid``. Returns the warnings, also left in ``issues``."""
+        if self._desired is None and self._record is None and self.cache:
+            self._record = plan_cache.load(self.paths)
+            if self._record is not None:
+                self.issues = list(self._record.issues)
+                return self.issues
+        self.validate()
+        return self.issues
+
     def validate(self) -> Desired:
         """Load and check every file; raises ``Invalid``. Warnings are left in ``issues``."""
-        if self._desired is None:
-            from .validate import run
+        with self._loading:
+            if self._desired is None:
+                from .validate import run
 
-            desired, self.issues = run(self.paths)
-            if desired is None:
-                raise Invalid(self.issues)
-            # A configured server whose last domain file was deleted is still planned (to no
-            # domains), so that its domains are not left active without a word.
-            self._empty = sorted(set(desired.repo.config.servers) - set(desired.servers))
-            for name in self._empty:
-                desired.servers[name] = server_state(desired.server_config(name), {})
-            self._desired = desired
-        return self._desired
+                inputs = self._digest() if self.cache else None
+                desired, self.issues = run(self.paths)
+                if desired is None:
+                    raise Invalid(self.issues)
+                # A configured server whose last domain file was deleted is still planned (to
+                # no domains), so that its domains are not left active without a word.
+                self._empty = sorted(set(desired.repo.config.servers) - set(desired.servers))
+                for name in self._empty:
+                    desired.servers[name] = server_state(desired.server_config(name), {})
+                # recorded only if no file changed while it was being loaded
+                self._inputs = inputs if inputs and inputs == self._digest(desired) else None
+                self._desired = desired
+            return self._desired
+
+    def _digest(self, desired: Desired | None = None) -> tuple[str, str] | None:
+        """(record name, domain files' digest) of the files as they are now on disk."""
+        named = plan_cache.record_name(self.paths)
+        if named is None:
+            return None
+        name, config = named
+        if desired is not None:
+            domains = desired.repo.config.domains if desired.repo.config_doc else None
+        elif config is not None:
+            from .repo import load_config
+
+            domains = load_config(config, []).domains
+        else:
+            domains = None
+        return name, plan_cache.inputs_digest(config, domains, self.paths)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the repository was loaded (not only recalled from the plan cache)."""
+        return self._desired is not None
 
     @property
     def desired(self) -> Desired:
         return self.validate()
 
-    def server_names(self, only: Iterable[str] | None = None) -> list[str]:
-        """The servers a run works on: those of the selected domain files, narrowed to `only`."""
+    def _servers(self) -> tuple[list[str], list[str]]:
+        """(the servers of this run, every server of the repository)."""
+        if self._desired is None and self._record is not None:
+            return list(self._record.run_servers), list(self._record.known_servers)
         desired = self.desired
         selected = desired.repo.selected
         used = {i.server for i in desired.inputs if i.spec.domain in selected}
         if selected == {spec.domain for _, spec in desired.repo.domains}:  # the whole repository
             used |= set(self._empty)
-        servers = sorted(used)
+        return sorted(used), sorted(desired.servers)
+
+    def server_names(self, only: Iterable[str] | None = None) -> list[str]:
+        """The servers a run works on: those of the selected domain files, narrowed to `only`."""
+        servers, known = self._servers()
         if only:
             wanted = list(dict.fromkeys(only))
-            unknown = [n for n in wanted if n not in desired.servers]
+            unknown = [n for n in wanted if n not in known]
             if unknown:
-                known = ", ".join(sorted(desired.servers)) or "none"
                 raise UsageError(f"no server {', '.join(map(repr, unknown))} in this "
-                                 f"repository (known: {known})")
+                                 f"repository (known: {', '.join(known) or 'none'})")
             servers = [n for n in servers if n in wanted] or sorted(wanted)
         for name in self.targets:
             if name and name not in servers:
@@ -195,7 +254,42 @@ class Manager:
 
     def target(self, server: str) -> str:
         override = self.targets.get(server) or self.targets.get("")
+        if self._desired is None and self._record is not None:
+            recorded = override or self._record.targets.get(server)
+            if recorded:
+                return recorded
         return target_of(self.desired, server, override)
+
+    def _settings(self, server: str) -> tuple[Server, Path, str | None]:
+        """A server's settings, its repository's folder and ssh_config (from the record, if
+        the repository was not loaded)."""
+        if self._desired is None and self._record is not None:
+            record = self._record
+            config = Server.model_validate(record.configs.get(server, {}))
+            return config, Path(record.root), record.ssh_config
+        desired = self.desired
+        return (desired.server_config(server), desired.repo.root,
+                desired.repo.config.ssh_config)
+
+    def _record_run(self, fleet: Fleet) -> None:
+        """Keep what this run rendered for the next plan of the same files (plan_cache)."""
+        desired, inputs = self._desired, self._inputs
+        if not self.cache or desired is None or inputs is None or not self._kept:
+            return
+        old = self._record.servers if self._record is not None else {}
+        targets: dict[str, str | None] = {}
+        for name in desired.servers:
+            try:
+                targets[name] = target_of(desired, name, None)
+            except TransportError:
+                targets[name] = None
+        run_servers, known = self._servers()
+        plan_cache.save(plan_cache.Record(
+            inputs[0], inputs[1],
+            desired.repo.config.domains if desired.repo.config_doc else None,
+            self.issues, run_servers, known, targets,
+            {n: desired.server_config(n).model_dump(mode="json") for n in known},
+            str(desired.repo.root), desired.repo.config.ssh_config, {**old, **self._kept}))
 
     # ------------------------------------------------------------ running servers
 
@@ -227,17 +321,23 @@ class Manager:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _prepare(self, run: ServerRun) -> None:
-        desired = self.desired
-        config = desired.server_config(run.name)
+        config, root, ssh_config = self._settings(run.name)
         target = self.target(run.name)
         self.progress(run.name, "connecting", target)
-        transport = open_transport(target, config, desired.repo.root, self.known_hosts,
-                                   self.identity, ssh_config=desired.repo.config.ssh_config)
+        transport = open_transport(target, config, root, self.known_hosts, self.identity,
+                                   ssh_config=ssh_config)
         try:
             self.progress(run.name, "reading", "")
-            run.prepared = prepare(desired, run.name, transport)
+            snapshot = read_snapshot(transport, config.layout, Facts())
+            kept = self._record.servers.get(run.name) if self._record is not None else None
+            if kept is not None:
+                run.prepared = prepare_unchanged(kept, run.name, config, transport, snapshot)
+            if run.prepared is None:
+                desired = self.desired
+                run.prepared = prepare(desired, run.name, transport, snapshot)
+                self._kept[run.name] = record_of(desired, run.prepared)
             if self.settle:
-                run.prepared, settled = settle(desired, run.prepared, self.lock_timeout)
+                run.prepared, settled = settle(self.desired, run.prepared, self.lock_timeout)
                 for line in settled:
                     self.progress(run.name, "output", line)
         except BaseException:
@@ -262,6 +362,7 @@ class Manager:
                 if reason:
                     run.prepared.plan.warnings.append(f"apply refuses this without --force: "
                                                       f"{reason}")
+        self._record_run(fleet)
         return fleet
 
     def apply(self, fleet: Fleet | None = None, *, force: bool = False,
@@ -282,7 +383,7 @@ class Manager:
             if saved_by is not None:
                 check_saved(saved_by.get(run.name), prep)
             if not prep.plan.has_changes:
-                run.applied = apply_server(prep, self.desired.servers[run.name])
+                run.applied = nothing_to_apply(prep.plan)
                 self._output(run)
                 self.progress(run.name, "done", "no changes")
                 return

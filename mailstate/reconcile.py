@@ -15,13 +15,13 @@ from .desired import STANDALONE_SERVER, Desired
 from .layout import Facts, Layout, Rendered
 from .parse import parse
 from .plan import Change, FieldChange, FileAction, ServerPlan, diff_states
+from .plan_cache import ServerRecord, quota_warnings
 from .render import file_group, render
 from .routing import route_changes
 from .schema import Server
 from .state import ServerState
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
 from .transport.local import LocalTransport
-from .values import format_size, format_size_approx
 
 STANDALONE_ROOT = ".mailstate"
 
@@ -32,7 +32,7 @@ class Prepared:
     transport: Transport
     layout: Layout
     config: Server
-    rendered: Rendered
+    rendered: Rendered | None  # None: planned from the plan cache, nothing to change
     snapshot: Snapshot
     manifest: dict[str, str]  # path -> sha256 of what mailstate last wrote
     live_hashes: dict[str, str]  # path -> sha256 of each managed file as read
@@ -41,16 +41,10 @@ class Prepared:
     notices: dict[str, tuple[str, str]]  # new domain -> (account, contact) to tell
 
 
-def _quota_warnings(state: ServerState, usage: dict[str, int]) -> list[str]:
-    """Mailboxes that already hold more than their (new) quota: Dovecot will refuse mail."""
-    out = []
-    for box in state.mailboxes().values():
-        used = usage.get(f"{box.domain}/{box.login}", 0)
-        if box.quota and used > box.quota:
-            out.append(f"mailbox {box.login}@{box.domain} holds {format_size_approx(used)}, "
-                       f"more than its quota {format_size(box.quota)}: new mail will be "
-                       "refused until it is emptied or the quota raised")
-    return out
+def _quotas(state: ServerState) -> list[tuple[str, str, int]]:
+    """(usage key, address, quota) of every mailbox, for the quota warnings."""
+    return [(f"{b.domain}/{b.login}", f"{b.login}@{b.domain}", b.quota)
+            for b in state.mailboxes().values()]
 
 
 def _manifest(data: bytes | None) -> tuple[dict[str, str], str | None]:
@@ -66,6 +60,12 @@ def live_generation(prep: Prepared) -> str | None:
     """The id of the apply that wrote the live files (from the manifest), if recorded."""
     layout = prep.layout
     return _manifest(prep.snapshot.files.get(f"{layout.state_dir}/manifest.json"))[1]
+
+
+def _live_files(snapshot: Snapshot, layout: Layout) -> dict[str, bytes]:
+    """The managed files as read, without mailstate's own records."""
+    records = {f"{layout.state_dir}/manifest.json", f"{layout.state_dir}/state.json"}
+    return {p: c for p, c in snapshot.files.items() if p not in records}
 
 
 def _recorded_state(data: bytes | None, generation: str | None) -> ServerState | None:
@@ -122,14 +122,14 @@ def _fingerprint(hashes: dict[str, str], settings: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
-    """Read, parse, render and compare one server (one round trip to it)."""
+def prepare(desired: Desired, server: str, transport: Transport,
+            snapshot: Snapshot | None = None) -> Prepared:
+    """Read (unless `snapshot` was), parse, render and compare one server (one round trip)."""
     config = desired.server_config(server)
     layout = config.layout
-    snapshot = read_snapshot(transport, layout, Facts())
-    records = {f"{layout.state_dir}/manifest.json", f"{layout.state_dir}/state.json"}
+    snapshot = snapshot or read_snapshot(transport, layout, Facts())
     manifest, generation = _manifest(snapshot.files.get(f"{layout.state_dir}/manifest.json"))
-    live_files = {p: c for p, c in snapshot.files.items() if p not in records}
+    live_files = _live_files(snapshot, layout)
     state = desired.servers[server]
     rendered = render(state, layout, snapshot.facts)
     wanted = rendered.by_path()
@@ -184,7 +184,7 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
                                    "postfix setting", key, None,
                                    [FieldChange(key, snapshot.postconf.get(key), value)],
                                    note="" if key in snapshot.postconf else value))
-    plan.warnings += _quota_warnings(state, snapshot.usage)
+    plan.warnings += quota_warnings(_quotas(state), snapshot.usage)
     services = {a.service for a in plan.files} | ({"postfix"} if settings else set())
     if snapshot.journal:
         plan.changes.append(Change("change", "unfinished apply", snapshot.journal,
@@ -215,3 +215,29 @@ def prepare(desired: Desired, server: str, transport: Transport) -> Prepared:
     plan.desired_fingerprint = _fingerprint(wanted_hashes, rendered.postfix_settings)
     return Prepared(plan, transport, layout, config, rendered, snapshot, manifest, live_hashes,
                     wanted_hashes, settings, notices)
+
+
+def record_of(desired: Desired, prep: Prepared) -> ServerRecord:
+    """What the plan cache keeps of a fully prepared server (see ``plan_cache``)."""
+    state = desired.servers[prep.plan.server]
+    return ServerRecord(prep.snapshot.facts.model_dump(mode="json"), prep.wanted_hashes,
+                        dict(prep.rendered.postfix_settings), _quotas(state),
+                        sum(len(d.mailboxes) + len(d.aliases) for d in state.domains.values()))
+
+
+def prepare_unchanged(record: ServerRecord, server: str, config: Server, transport: Transport,
+                      snapshot: Snapshot) -> Prepared | None:
+    """The plan of a server whose live files are exactly what the recorded inputs render to:
+    no changes (the same plan ``prepare`` makes then). None when anything differs."""
+    layout = config.layout
+    live_hashes = {p: sha256(c) for p, c in _live_files(snapshot, layout).items()}
+    if (live_hashes != record.hashes or snapshot.journal or snapshot.postgrey
+            or snapshot.facts.model_dump(mode="json") != record.facts
+            or any(snapshot.postconf.get(k) != v for k, v in record.settings.items())):
+        return None
+    plan = ServerPlan(server, transport.name, live_objects=record.objects)
+    plan.warnings = quota_warnings(record.quotas, snapshot.usage)
+    plan.live_fingerprint = plan.desired_fingerprint = _fingerprint(live_hashes, record.settings)
+    manifest, _ = _manifest(snapshot.files.get(f"{layout.state_dir}/manifest.json"))
+    return Prepared(plan, transport, layout, config, None, snapshot, manifest, live_hashes,
+                    dict(record.hashes), {}, {})

@@ -58,6 +58,11 @@ def _renamed(issues: list[Issue], path: Path) -> list[Issue]:
     return [replace(i, path=_relative(path)) for i in issues]
 
 
+def load_config(path: Path, issues: list[Issue]) -> Config:
+    """Just the config (its defaults where it has errors, which land in `issues`)."""
+    return _load_config(path, issues)[0]
+
+
 def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
     try:
         doc = read_yaml(path, None, max_bytes=MAX_CONFIG_BYTES)
@@ -70,7 +75,7 @@ def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | No
     return (config or Config()), doc
 
 
-def _domain_files(folder: Path, nested: bool = False) -> list[Path]:
+def domain_files(folder: Path, nested: bool = False) -> list[Path]:
     """Domain files of a folder; with `nested`, also of its subfolders one level down (the
     layout ``domains/<account>/<domain>.yaml`` that lets code owners give each customer only
     its own folder)."""
@@ -78,12 +83,13 @@ def _domain_files(folder: Path, nested: bool = False) -> list[Path]:
              p.name != CONFIG_NAME and p.is_file()]
     if nested:
         found += [p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
-                  for p in _domain_files(sub)]
+                  for p in domain_files(sub)]
     return sorted(found)
 
 
-def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
-    """Load config and domain files for the given paths (see module docstring)."""
+def locate(paths: list[str]) -> tuple[Path | None, list[Path]]:
+    """The mailstate.yaml and the explicitly named domain files of a run's paths (see the
+    module docstring); raises Problems for a path that does not exist or no config at all."""
     issues: list[Issue] = []
     config_path: Path | None = None
     explicit: list[Path] = []
@@ -102,7 +108,7 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
             if (path / CONFIG_NAME).is_file():
                 config_path = path / CONFIG_NAME
             else:
-                explicit.extend(_domain_files(path))
+                explicit.extend(domain_files(path))
         elif path.name == CONFIG_NAME:
             config_path = path
         else:
@@ -111,13 +117,19 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
         config_path = find_config(explicit[0].resolve().parent)
     if issues:
         raise Problems(issues)
+    return config_path, explicit
 
+
+def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
+    """Load config and domain files for the given paths (see module docstring)."""
+    issues: list[Issue] = []
+    config_path, explicit = locate(paths)
     if config_path is not None:
         config, config_doc = _load_config(config_path, issues)
         config_failed = bool(issues)
         root = config_path.resolve().parent
         folder = root / config.domains
-        files = _domain_files(folder, nested=True) if folder.is_dir() else []
+        files = domain_files(folder, nested=True) if folder.is_dir() else []
         if config_doc is not None and not folder.is_dir():
             issues.append(config_doc.issue(("domains",),
                                            f"the domains directory {config.domains!r} does "

@@ -9,8 +9,11 @@ With MAILSTATE_TEST_INSTALLED=1 (CI) a mailstate taken from the source tree is a
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT] + [str(ROOT)]
 
 import mailstate  # noqa: E402
+
+# The plan cache (mailstate.plan_cache) of this test run, shared by its child processes: left
+# on, as users have it, but never the user's own.
+_CACHE = tempfile.mkdtemp(prefix="mailstate-test-cache-")
+os.environ["MAILSTATE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 if os.environ.get("MAILSTATE_TEST_INSTALLED") == "1" and Path(mailstate.__file__).resolve(
 ).is_relative_to(ROOT):
