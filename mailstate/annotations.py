@@ -10,7 +10,7 @@ ending the command early or forging another one.
 
 from __future__ import annotations
 
-from .load import Issue
+from .issues import Issue
 
 
 def _data(text: str) -> str:

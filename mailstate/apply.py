@@ -34,10 +34,10 @@ from .reconcile import Prepared, prepare
 from .render import login as dovecot_user
 from .render import render_welcome, welcome_recipient
 from .retention import prune
+from .safety import LOCK_TIMEOUT, ApplyRefused
 from .state import Mailbox, ServerState
 from .transport.base import Result, TransportError, script
 
-LOCK_TIMEOUT = 60.0  # seconds an apply waits for another one to finish
 RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
 IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost
 OUTCOMES = {75: "another apply holds the lock", 76: "the plan is stale",
@@ -52,10 +52,6 @@ OUTCOMES = {75: "another apply holds the lock", 76: "the plan is stale",
             23: "the previous files could not all be restored; the next apply finishes that"}
 STEP = "@step "  # activate.sh's progress lines: "@step checking", never shown as output
 Step = Callable[[str], None]
-
-
-class ApplyRefused(Exception):
-    """Apply stopped before changing anything; the message says why and what to do."""
 
 
 @dataclass

@@ -18,9 +18,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .load import Issue, collapse
+from .issues import Issue, collapse
 from .manager import DEFAULT_PARALLEL
-from .validate import run as validate_run
 
 
 def _print_issues(issues: list[Issue]) -> None:
@@ -35,6 +34,8 @@ def _print_issues(issues: list[Issue]) -> None:
 
 
 def _load_or_exit(paths: tuple[str, ...], **change):
+    from .validate import run as validate_run
+
     desired, issues = validate_run(list(paths), **change)
     _print_issues(issues)
     if desired is None:
@@ -101,6 +102,7 @@ def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
     """
     if fmt != "text":
         from .annotations import FORMATS
+        from .validate import run as validate_run
 
         found, problems = validate_run(list(paths), base=base, changed_by=changed_by,
                                        renders=True)

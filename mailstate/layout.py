@@ -49,7 +49,7 @@ class KeptHome(BaseModel):
     reused in another never reaches the old mail.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     domain: DomainName = Field(description="the domain the mailbox belongs to")
     home: ServerPath = Field(description="the home directory; mail is in home/Maildir")
@@ -61,7 +61,7 @@ class KeptHome(BaseModel):
 class Layout(BaseModel):
     """Absolute paths on the server. Everything mailstate writes is under these."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     postfix_dir: ServerPath = Field(default="/etc/postfix/mailstate",
                                     description="Postfix virtual maps and recipient access map")
@@ -113,7 +113,7 @@ class Layout(BaseModel):
 class Facts(BaseModel):
     """What the live server reported about itself."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     dovecot_version: str = "2.3.19"
     postfix_version: str = "3.7.11"
@@ -134,7 +134,7 @@ class Facts(BaseModel):
 class RenderedFile(BaseModel):
     """One file mailstate owns on a server, with the daemon that must reload when it changes."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     path: str  # absolute server path
     content: bytes
@@ -147,7 +147,7 @@ class RenderedFile(BaseModel):
 class Rendered(BaseModel):
     """All files of one server plus the main.cf settings applied with `postconf -e`."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     files: tuple[RenderedFile, ...]
     postfix_settings: dict[str, str]

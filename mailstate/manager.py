@@ -23,25 +23,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import plan_cache
-from .apply import (
-    LOCK_TIMEOUT,
-    Applied,
-    ApplyRefused,
-    apply_server,
-    nothing_to_apply,
-    rollback_server,
-    settle,
-)
-from .desired import Desired, server_state
+from .issues import Issue
 from .layout import Facts
-from .load import Issue
 from .plan import Plan
-from .reconcile import Prepared, open_transport, prepare, prepare_unchanged, record_of, target_of
-from .safety import annotate_moves, check_safe, unsafe
+from .reconcile import Prepared, open_transport, prepare_unchanged, target_of
+from .safety import LOCK_TIMEOUT, ApplyRefused, annotate_moves, check_safe, unsafe
 from .schema import Server
 from .transport.base import TransportError, read_snapshot
+
+if TYPE_CHECKING:
+    from .apply import Applied
+    from .desired import Desired
 
 DEFAULT_PARALLEL = 8
 # What a server's failure can look like (the SSH transport turns paramiko's into
@@ -181,6 +176,7 @@ class Manager:
         """Load and check every file; raises ``Invalid``. Warnings are left in ``issues``."""
         with self._loading:
             if self._desired is None:
+                from .desired import server_state
                 from .validate import run
 
                 inputs = self._digest() if self.cache else None
@@ -333,10 +329,14 @@ class Manager:
             if kept is not None:
                 run.prepared = prepare_unchanged(kept, run.name, config, transport, snapshot)
             if run.prepared is None:
+                from .reconcile import prepare, record_of
+
                 desired = self.desired
                 run.prepared = prepare(desired, run.name, transport, snapshot)
                 self._kept[run.name] = record_of(desired, run.prepared)
             if self.settle:
+                from .apply import settle
+
                 run.prepared, settled = settle(self.desired, run.prepared, self.lock_timeout)
                 for line in settled:
                     self.progress(run.name, "output", line)
@@ -373,6 +373,8 @@ class Manager:
         files were edited by hand, or the plan removes more than its safe share, unless
         `force`. The connections stay open: close the fleet when done.
         """
+        from .apply import apply_server, nothing_to_apply
+
         fleet = fleet or self.plan()
         saved_by = {s.server: s for s in saved.servers} if saved is not None else None
 
@@ -407,6 +409,7 @@ class Manager:
 
     def rollback(self, fleet: Fleet, generation: str | None = None) -> Fleet:
         """Put back the files a generation kept (default: the newest) on each read server."""
+        from .apply import rollback_server
 
         def work(run: ServerRun) -> None:
             if run.prepared is None:

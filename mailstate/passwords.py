@@ -13,10 +13,19 @@ from __future__ import annotations
 import functools
 import re
 
-from passlib.hash import argon2, bcrypt, md5_crypt, sha256_crypt, sha512_crypt
+SCHEMES = ("ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "MD5-CRYPT")
 
-SCHEMES = {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt,
-           "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt}
+
+@functools.cache
+def _handler(scheme: str):  # type: ignore[no-untyped-def]
+    """passlib's handler of a scheme (imported when a hash is first checked: most runs that
+    check none, such as a plan from the plan cache, do not pay for it)."""
+    from passlib.hash import argon2, bcrypt, md5_crypt, sha256_crypt, sha512_crypt
+
+    return {"ARGON2ID": argon2, "BLF-CRYPT": bcrypt, "SHA512-CRYPT": sha512_crypt,
+            "SHA256-CRYPT": sha256_crypt, "MD5-CRYPT": md5_crypt}[scheme]
+
+
 # yescrypt ($y$params$salt$hash, the default of Debian 11 and later): no Python checker, so
 # the shape is checked; Dovecot's CRYPT scheme verifies it through crypt(3).
 # Its cost is in the parameters: only Debian's default ("j9T", login.defs cost 5) is accepted,
@@ -44,14 +53,15 @@ def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
         raise ValueError("an empty password is not allowed")
     if scheme == "ARGON2ID":
         # Dovecot's own defaults for ARGON2ID (64 MiB, 3 passes), so `doveadm pw` agrees.
-        digest = argon2.using(type="ID", memory_cost=65536, rounds=3, parallelism=1).hash(password)
+        digest = _handler("ARGON2ID").using(type="ID", memory_cost=65536, rounds=3,
+                                            parallelism=1).hash(password)
     elif scheme == "BLF-CRYPT":
         if len(password.encode("utf-8")) > 72:
             raise ValueError("BLF-CRYPT (bcrypt) uses at most 72 bytes of a password; "
                              "use --scheme ARGON2ID for a longer one")
-        digest = bcrypt.using(ident="2y", rounds=10).hash(password)
+        digest = _handler("BLF-CRYPT").using(ident="2y", rounds=10).hash(password)
     elif scheme == "SHA512-CRYPT":
-        digest = sha512_crypt.using(rounds=100_000).hash(password)
+        digest = _handler("SHA512-CRYPT").using(rounds=100_000).hash(password)
     else:
         raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     return f"{{{scheme}}}{digest}"
@@ -77,12 +87,11 @@ def check_hash(value: object) -> str:
     if _NOT_IN_HASH.search(value):
         raise ValueError("a password hash holds no ':', spaces or control characters (the "
                          f"passwd-file would read them as further fields); {HOW_TO}")
-    handler = SCHEMES.get(scheme)
-    if handler is None:
+    if scheme not in SCHEMES:
         raise ValueError(f"unsupported password scheme {{{scheme}}}; use one of "
                          f"{', '.join('{' + s + '}' for s in SCHEMES)}; {HOW_TO}")
     try:
-        parsed = handler.from_string(digest)
+        parsed = _handler(scheme).from_string(digest)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"the {{{scheme}}} hash is malformed ({exc}); {HOW_TO}") from None
     if scheme == "ARGON2ID" and parsed.type != "id":
@@ -127,7 +136,7 @@ def from_shadow(field: str) -> str | None:
 
 def verify_password(password: str, value: str) -> bool:
     scheme, _, digest = value[1:].partition("}")
-    return bool(SCHEMES[scheme].verify(password, digest))
+    return bool(_handler(scheme).verify(password, digest))
 
 
 # A hash wherever it sits: '{SCHEME}…' or a bare crypt string ($2y$, $6$, $argon2id$ …), up to

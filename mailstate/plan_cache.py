@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .load import Issue, Problems
+from .issues import Issue, Problems
 
 FORMAT = 1
 KEEP = 16  # records kept (the newest); one per repository, paths and working directory

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from .desired import Desired, DomainInput
-from .load import Issue
+from .issues import Issue
 from .values import format_size
 
 Rule = Callable[[Desired], Iterator[Issue]]

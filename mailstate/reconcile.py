@@ -10,18 +10,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .desired import STANDALONE_SERVER, Desired
 from .layout import Facts, Layout, Rendered
-from .parse import parse
-from .plan import Change, FieldChange, FileAction, ServerPlan, diff_states
+from .plan import Change, FieldChange, FileAction, ServerPlan
 from .plan_cache import ServerRecord, quota_warnings
-from .render import file_group, render
-from .routing import route_changes
-from .schema import Server
-from .state import ServerState
 from .transport.base import Snapshot, Transport, TransportError, read_snapshot
 from .transport.local import LocalTransport
+
+if TYPE_CHECKING:  # the full plan's modules load only when a server is planned in full
+    from .desired import Desired
+    from .schema import Server
+    from .state import ServerState
 
 STANDALONE_ROOT = ".mailstate"
 
@@ -70,6 +70,8 @@ def _live_files(snapshot: Snapshot, layout: Layout) -> dict[str, bytes]:
 
 def _recorded_state(data: bytes | None, generation: str | None) -> ServerState | None:
     """The state the last apply recorded, if it belongs to the same apply as the manifest."""
+    from .state import ServerState
+
     try:
         record = json.loads(data or b"{}")
         if generation is None or record.get("generation") != generation:
@@ -80,6 +82,8 @@ def _recorded_state(data: bytes | None, generation: str | None) -> ServerState |
 
 
 def target_of(desired: Desired, server: str, override: str | None) -> str:
+    from .desired import STANDALONE_SERVER
+
     if override:
         return override
     config = desired.server_config(server)
@@ -125,6 +129,11 @@ def _fingerprint(hashes: dict[str, str], settings: dict[str, str]) -> str:
 def prepare(desired: Desired, server: str, transport: Transport,
             snapshot: Snapshot | None = None) -> Prepared:
     """Read (unless `snapshot` was), parse, render and compare one server (one round trip)."""
+    from .parse import parse
+    from .plan import diff_states
+    from .render import file_group, render
+    from .routing import route_changes
+
     config = desired.server_config(server)
     layout = config.layout
     snapshot = snapshot or read_snapshot(transport, layout, Facts())

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .load import MAX_CONFIG_BYTES, Document, Issue, Problems, read_yaml, validate
-from .schema import Config, DomainFile
+from .issues import Issue, Problems
+
+if TYPE_CHECKING:  # the YAML reader and the schema load only when files are read
+    from .load import Document
+    from .schema import Config, DomainFile
 
 CONFIG_NAME = "mailstate.yaml"
 
@@ -64,6 +68,9 @@ def load_config(path: Path, issues: list[Issue]) -> Config:
 
 
 def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
+    from .load import MAX_CONFIG_BYTES, read_yaml, validate
+    from .schema import Config
+
     try:
         doc = read_yaml(path, None, max_bytes=MAX_CONFIG_BYTES)
     except Problems as exc:
@@ -122,6 +129,9 @@ def locate(paths: list[str]) -> tuple[Path | None, list[Path]]:
 
 def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
     """Load config and domain files for the given paths (see module docstring)."""
+    from .load import read_yaml, validate
+    from .schema import Config, DomainFile
+
     issues: list[Issue] = []
     config_path, explicit = locate(paths)
     if config_path is not None:

@@ -12,11 +12,15 @@ one, its mail kept there until the operator moves it (README, "Moving a domain")
 
 from __future__ import annotations
 
-from .apply import ApplyRefused
 from .plan import Change, Plan, ServerPlan
 
+LOCK_TIMEOUT = 60.0  # seconds an apply waits for another one to finish
 MIN_OBJECTS = 10  # below this many mailboxes and addresses the share is not checked
 MOVE_STEPS = "README: Moving a domain"
+
+
+class ApplyRefused(Exception):
+    """Apply stopped before changing anything; the message says why and what to do."""
 
 
 def _disables(change: Change) -> bool:

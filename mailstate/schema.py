@@ -39,7 +39,10 @@ VacationInterval = duration_between(1, 30 * 86400)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model is built when first used, so a run that uses few (a plan from the
+    # plan cache) does not pay for all of them at import
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              defer_build=True)
 
 
 # ---------------------------------------------------------------- plans and accounts

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import changes, policy
 from .desired import Desired, build
-from .load import Issue, Problems
+from .issues import Issue, Problems
 from .repo import find_config, load_repository
 
 

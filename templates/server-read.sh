@@ -40,14 +40,16 @@ done | grep -v -e '\.db$' -e '\.lmdb$' -e '\.svbin$' -e '\.mailstate-new$' \
     | sort -u > "$tmp/paths"
 
 if [ "$NOCMD" != 1 ]; then
-    dovecot --version > "$tmp/facts/dovecot_version" 2>/dev/null || true
-    postconf -h mail_version > "$tmp/facts/postfix_version" 2>/dev/null || true
-    postconf -h default_database_type > "$tmp/facts/db_type" 2>/dev/null || true
+    # Each program takes about 10 ms to start: they run side by side, and beside the tar below.
+    f="$tmp/facts"
+    { dovecot --version > "$f/dovecot_version" 2>/dev/null || true; } &
+    { postconf -h mail_version > "$f/postfix_version" 2>/dev/null || true; } &
+    { postconf -h default_database_type > "$f/db_type" 2>/dev/null || true; } &
     # What Dovecot serves (2.3: "imap lmtp pop3"; 2.4: one "imap = yes" line each).
-    doveconf -h protocols > "$tmp/facts/protocols" 2>/dev/null || true
-    postconf -n > "$tmp/facts/postconf" 2>/dev/null || true
-    postconf -h myhostname > "$tmp/facts/myhostname" 2>/dev/null || true
-    doveconf -h ssl > "$tmp/facts/ssl" 2>/dev/null || true
+    { doveconf -h protocols > "$f/protocols" 2>/dev/null || true; } &
+    { postconf -n > "$f/postconf" 2>/dev/null || true; } &
+    { postconf -h myhostname > "$f/myhostname" 2>/dev/null || true; } &
+    { doveconf -h ssl > "$f/ssl" 2>/dev/null || true; } &
 elif [ -f "$ROOT/etc/postfix/main.cf" ]; then
     cp "$ROOT/etc/postfix/main.cf" "$tmp/facts/postconf"
 fi
@@ -73,4 +75,5 @@ fi
 postgrey_diff "$POSTGREY_DEFAULT" > "$tmp/facts/postgrey" 2>/dev/null || true
 
 (cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/paths") || exit 4
+wait
 tar -cf - -C "$tmp" files.tar facts

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-import mailstate.reconcile as reconcile
+import mailstate.parse
 from mailstate.parse import parse as real_parse
 from tests.unit.conftest import LocalServer
 
@@ -35,7 +35,7 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(reconcile, "parse", counting)
+    monkeypatch.setattr(mailstate.parse, "parse", counting)  # reconcile imports it per call
     return calls
 
 
