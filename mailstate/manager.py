@@ -324,17 +324,22 @@ class Manager:
                                    ssh_config=ssh_config)
         try:
             self.progress(run.name, "reading", "")
-            snapshot = read_snapshot(transport, config.layout, Facts())
             kept = self._record.servers.get(run.name) if self._record is not None else None
+            snapshot = read_snapshot(transport, config.layout, Facts(),
+                                     expect=kept.hashes if kept is not None else None)
             if kept is not None:
                 run.prepared = prepare_unchanged(kept, run.name, config, transport, snapshot)
+            if run.prepared is None and snapshot.matched:
+                # the files are as recorded but something else is not (main.cf, the facts, an
+                # unfinished apply): the full plan needs the files after all
+                snapshot = read_snapshot(transport, config.layout, Facts())
             if run.prepared is None:
                 from .reconcile import prepare, record_of
 
                 desired = self.desired
                 run.prepared = prepare(desired, run.name, transport, snapshot)
                 self._kept[run.name] = record_of(desired, run.prepared)
-            if self.settle:
+            if self.settle and run.prepared.snapshot.journal:
                 from .apply import settle
 
                 run.prepared, settled = settle(self.desired, run.prepared, self.lock_timeout)

@@ -237,9 +237,11 @@ def record_of(desired: Desired, prep: Prepared) -> ServerRecord:
 def prepare_unchanged(record: ServerRecord, server: str, config: Server, transport: Transport,
                       snapshot: Snapshot) -> Prepared | None:
     """The plan of a server whose live files are exactly what the recorded inputs render to:
-    no changes (the same plan ``prepare`` makes then). None when anything differs."""
+    no changes (the same plan ``prepare`` makes then). None when anything differs. The
+    snapshot may have been read `matched` (the server compared the hashes itself)."""
     layout = config.layout
-    live_hashes = {p: sha256(c) for p, c in _live_files(snapshot, layout).items()}
+    live_hashes = dict(record.hashes) if snapshot.matched else \
+        {p: sha256(c) for p, c in _live_files(snapshot, layout).items()}
     if (live_hashes != record.hashes or snapshot.journal or snapshot.postgrey
             or snapshot.facts.model_dump(mode="json") != record.facts
             or any(snapshot.postconf.get(k) != v for k, v in record.settings.items())):

@@ -2,7 +2,10 @@
 # mailstate: read everything it manages on this server, in one round trip.
 #
 # Input: standard input lists, one per line, the absolute paths to read (files or
-# directories). Output on standard output: a tar archive holding `files.tar` (those paths,
+# directories); then, optionally, a line `--expect` and what the client expects the managed
+# files (all but the two records in the state directory) to hold, as `sha256sum` prints it
+# with absolute paths. When they hold exactly that, the answer carries only the manifest and
+# `facts/matched`, not the files. Output on standard output: a tar archive holding `files.tar` (those paths,
 # relative to the root, Postfix's compiled .db/.lmdb maps and Sieve binaries excluded) and
 # `facts/` (versions, the map type, Dovecot's protocols, `postconf -n`, generations kept, and the quota usage of
 # each mailbox for the quota report).
@@ -20,10 +23,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailstate-read.XXXXXX") || exit 3
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/facts"
 
+awk -v expect="$tmp/expect" '$0 == "--expect" { e = 1; next } e { print > expect; next }
+                             { print }' > "$tmp/asked"
 # The paths asked for, plus every file the last apply recorded in its manifest (so that a
 # file left behind by a changed layout is still seen, and can be removed).
 {
-    cat
+    cat "$tmp/asked"
     if [ -f "$ROOT$STATE_DIR/manifest.json" ]; then
         grep -o '"/[^"]*": "[0-9a-f]\{64\}"' "$ROOT$STATE_DIR/manifest.json" | cut -d'"' -f2
     fi
@@ -74,6 +79,18 @@ if [ -f "$ROOT$STATE_DIR/lock.holder" ]; then
 fi
 postgrey_diff "$POSTGREY_DEFAULT" > "$tmp/facts/postgrey" 2>/dev/null || true
 
+records="${STATE_DIR#/}/manifest.json"
+if [ -s "$tmp/expect" ]; then
+    # Every name, size and byte as expected: the client has the files already.
+    grep -v -x -e "$records" -e "${STATE_DIR#/}/state.json" "$tmp/paths" > "$tmp/hashed"
+    (cd "$ROOT/" && tr '\n' '\0' < "$tmp/hashed" | xargs -0 -r sha256sum --) 2>/dev/null \
+        | sed 's,  ,  /,' | LC_ALL=C sort > "$tmp/sums"
+    if LC_ALL=C sort "$tmp/expect" | cmp -s - "$tmp/sums"; then
+        : > "$tmp/facts/matched"
+        grep -x -e "$records" "$tmp/paths" > "$tmp/paths.matched"
+        mv "$tmp/paths.matched" "$tmp/paths"
+    fi
+fi
 (cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/paths") || exit 4
 wait
 tar -cf - -C "$tmp" files.tar facts

@@ -103,6 +103,9 @@ class Snapshot:
     journal: str = ""  # "apply started", "apply committed", "rollback started": unfinished
     lock_holder: str = ""  # who took the lock last (left behind when that run was killed)
     postgrey: str = ""  # how the running postgrey differs from /etc/default/postgrey
+    # The managed files hold exactly what the read was told to expect, so only the manifest
+    # was sent (``files`` then holds nothing else).
+    matched: bool = False
 
 
 def read_paths(layout: Layout) -> list[str]:
@@ -140,9 +143,13 @@ def _members(data: bytes) -> dict[str, bytes]:
                 for m in tar.getmembers() if m.isfile()}
 
 
-def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) -> Snapshot:
-    """One round trip: managed files, versions, map type, main.cf settings."""
+def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts,
+                  expect: dict[str, str] | None = None) -> Snapshot:
+    """One round trip: managed files, versions, map type, main.cf settings. With `expect`
+    (path -> sha256 of every managed file), files that hold exactly that are not sent."""
     stdin = "".join(p + "\n" for p in read_paths(layout)).encode()
+    if expect:
+        stdin += b"--expect\n" + "".join(f"{h}  {p}\n" for p, h in expect.items()).encode()
     result = transport.run(script("server-read.sh"), [layout.state_dir, layout.vmail_dir,
                                                       layout.postgrey_default], stdin)
     if result.returncode != 0:
@@ -172,7 +179,8 @@ def read_snapshot(transport: Transport, layout: Layout, default_facts: Facts) ->
     return Snapshot(found, facts, _postconf(facts_raw.get("postconf", "")),
                     sorted(facts_raw.get("generations", "").split()),
                     _usage(facts_raw.get("usage", "")), facts_raw.get("journal", ""),
-                    facts_raw.get("lock_holder", ""), facts_raw.get("postgrey", ""))
+                    facts_raw.get("lock_holder", ""), facts_raw.get("postgrey", ""),
+                    "matched" in facts_raw)
 
 
 def parse_protocols(text: str) -> tuple[str, ...]:

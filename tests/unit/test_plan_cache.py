@@ -196,3 +196,43 @@ def test_the_code_digest_covers_code_and_templates(tmp_path: Path) -> None:
 
 def test_the_cli_plan_reads_the_same_when_served_from_the_record(applied: Path) -> None:
     assert cli("plan", "--no-cache", str(applied))[:2] == cli("plan", str(applied))[:2]
+
+
+def _warm_prepared(repo: Path):  # type: ignore[no-untyped-def]
+    manager = Manager(repo)
+    manager.check()
+    fleet = manager.plan()
+    assert fleet.ok and not manager.loaded
+    return fleet, fleet.servers[0].prepared
+
+
+def test_a_matching_server_sends_its_manifest_and_not_its_files(applied: Path) -> None:
+    fleet, prepared = _warm_prepared(applied)
+    with fleet:
+        assert prepared.snapshot.matched
+        assert list(prepared.snapshot.files) == ["/var/lib/mailstate/manifest.json"]
+
+
+def test_a_stray_file_with_an_odd_name_is_not_taken_for_a_match(applied: Path) -> None:
+    sieve = applied.parent / SERVER / "etc/dovecot/mailstate/sieve"
+    sieve.mkdir(parents=True, exist_ok=True)
+    (sieve / "odd \\ name.sieve").write_text("")
+    warm, loaded = plan_json(applied)
+    assert loaded and warm == plan_json(applied, cache=False)[0]
+
+
+def test_a_server_that_sends_every_file_anyway_gives_the_same_plan(applied: Path) -> None:
+    """The read-only key's program ignores what the client expects and sends everything."""
+    from mailstate.layout import Facts
+    from mailstate.reconcile import prepare_unchanged
+    from mailstate.transport.base import read_snapshot
+
+    fleet, prepared = _warm_prepared(applied)
+    with fleet:
+        record = plan_cache.load([str(applied)])
+        assert record is not None
+        server = record.servers["mx1"]
+        full = read_snapshot(prepared.transport, prepared.layout, Facts())
+        assert not full.matched and len(full.files) > 1
+        again = prepare_unchanged(server, "mx1", prepared.config, prepared.transport, full)
+        assert again is not None and again.plan == prepared.plan
