@@ -209,9 +209,12 @@ def save(record: Record) -> None:
         if not _private(folder):
             return
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-")
-        with os.fdopen(fd, "w") as out:
-            out.write(record.to_json())
-        os.replace(tmp, folder / f"{record.name}.json")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(record.to_json())
+            os.replace(tmp, folder / f"{record.name}.json")
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # only left when the write failed
         old = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for path in old[KEEP:]:
             path.unlink(missing_ok=True)

@@ -236,3 +236,19 @@ def test_a_server_that_sends_every_file_anyway_gives_the_same_plan(applied: Path
         assert not full.matched and len(full.files) > 1
         again = prepare_unchanged(server, "mx1", prepared.config, prepared.transport, full)
         assert again is not None and again.plan == prepared.plan
+
+
+def test_a_record_that_cannot_be_put_in_place_leaves_nothing(
+        applied: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = Path(os.environ[plan_cache.ENV])
+    for record in folder.glob("*.json"):
+        record.unlink()
+
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plan_cache.os, "replace", full)
+    text, loaded = plan_json(applied)
+    assert loaded and json.loads(text)["has_changes"] is False
+    monkeypatch.undo()
+    assert list(folder.iterdir()) == []
