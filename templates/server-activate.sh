@@ -61,6 +61,17 @@ trap 'exit 143' TERM INT
 fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
 step() { say "@step $1"; }  # progress for mailstate (not shown as output)
+# The benchmark's clock (MAILSTATE_TIMES=1, bench/steps.py): "mailstate-time STEP MS" on stderr,
+# the milliseconds since the previous tick. Not in server-lib.sh: the read-only program embeds
+# that, and a change there would rewrite it on every server. Off, it costs no process.
+TIMES="${MAILSTATE_TIMES:-0}"
+[ "$TIMES" != 1 ] || _t=$(date +%s%N)
+tick() {
+    [ "$TIMES" = 1 ] || return 0
+    _n=$(date +%s%N)
+    say "mailstate-time $1 $(( (_n - _t) / 1000000 ))" >&2
+    _t=$_n
+}
 
 DBTYPE=$(cat "$META/db_type")
 case "$DBTYPE" in
@@ -287,7 +298,9 @@ for old in "$SD"/generations/*.partial; do
     rm -rf "$old"
 done
 rm -rf "$SD/journal.new"
+tick lock
 recover
+tick recover
 
 if [ "$MODE" = recover ]; then
     # a run killed after its journal was removed had finished: say so when it is the one asked
@@ -322,6 +335,7 @@ why=$({ cut -d' ' -f3- "$META/write"; cat "$META/remove"; sed 's/$/.'"$DBEXT"'/'
 [ -n "$why" ] || why=$(unsafe_dir "$(dirname "$vdir")") || why=""
 [ -n "$why" ] || ! [ -L "$ROOT$vdir" ] || why="$vdir is a symbolic link"
 [ -z "$why" ] || fail "refusing to write: $why; nothing was changed" 12
+tick safe
 
 # compare-and-swap -----------------------------------------------------------------------
 while read -r expected path; do
@@ -336,6 +350,7 @@ while IFS='	' read -r key expected; do
     [ "$(postconf_get "$key")" = "$expected" ] \
         || fail "stale plan: the main.cf setting $key changed since the plan was made; plan again" 76
 done < "$META/expect_postconf"
+tick compare
 
 # checked --------------------------------------------------------------------------------
 step checking
@@ -347,6 +362,7 @@ else
     while read -r path; do
         out=$(postmap "$DBTYPE:$STAGE/files$path" 2>&1) || fail "postmap rejected $path: $out"
     done < "$META/postmap"
+    tick check:postmap
     if [ -s "$META/check_dovecot" ] || [ -s "$META/sieve" ]; then
         rm -rf "$STAGE/dovecot-check"
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
@@ -357,15 +373,18 @@ else
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
+        tick check:doveconf
         # One sievec per directory (it compiles every .sieve file in it, and names the one
         # it rejects): one process per script cost ~30 ms each, 17 s for 500 vacations.
         for dir in $(sed 's|/[^/]*$||' "$META/sieve" | sort -u); do
             out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$dir" 2>&1) \
                 || fail "sievec rejected a script in $dir: $out"
         done
+        tick check:sievec
     fi
 fi
 check_mail_dir
+tick check:mail_dir
 fault checked
 
 # kept: the current files as generations/GEN.partial, every copy checked -------------------
@@ -410,6 +429,7 @@ for list in write remove postmap reload cmd_postfix cmd_dovecot cmd_postgrey lmt
     cp "$META/$list" "$G/$list" || unkept "copy of the list $list"
 done
 say "$RUNID" > "$G/run" || unkept "run"
+tick kept
 fault kept
 
 # journal --------------------------------------------------------------------------------
@@ -422,6 +442,7 @@ for mail in "$STAGE"/welcome/*; do
     cp "$mail" "$SD/journal.new/welcome/" || unjournal "welcome mails"
 done
 mv "$SD/journal.new" "$J" || unjournal "rename"
+tick journal
 fault journal
 
 # prepared: every new file beside its target, checked, before the first rename -------------
@@ -442,6 +463,7 @@ fi
 for record in state.json manifest.json; do
     cp "$META/$record" "$SD/$record.mailstate-new" || undo_prepared "$record"
 done
+tick prepared
 fault prepared
 
 # swap -----------------------------------------------------------------------------------
@@ -465,6 +487,7 @@ while read -r path; do
     rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || abort "cannot remove $path"
     fault "remove:$path"
 done < "$META/remove"
+tick swap
 if [ -s "$META/postconf" ]; then
     if [ "$NOCMD" = 1 ]; then
         mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf" \
@@ -472,6 +495,7 @@ if [ -s "$META/postconf" ]; then
     else
         postconf_set < "$META/postconf" || abort "postconf -e failed"
     fi
+    tick postconf
     fault postconf
 fi
 if [ ! -d "$ROOT$vdir" ]; then
@@ -487,9 +511,11 @@ while read -r service; do
         differs=$(postgrey_diff "$(cat "$META/postgrey_default")")
         [ -z "$differs" ] || abort "$differs after the restart"
     fi
+    tick "reload:$service"
     fault "reload:$service"
 done < "$META/reload"
 probe_delivery || abort "Dovecot cannot store mail in a mailbox after the reload"
+tick probe
 
 # manifest, commit -----------------------------------------------------------------------
 for record in state.json manifest.json; do
@@ -499,15 +525,18 @@ fault manifest
 : > "$J/committed" || abort "cannot write the journal's commit mark"
 fault committed
 finalize
+tick commit
 
 # welcome mails, retention, done -----------------------------------------------------------
 welcome_all
+tick welcome
 while read -r old; do
     rm -rf "$SD/generations/$old"
 done < "$META/prune"
 rm -rf "$STAGE"  # holds copies of password hashes; the generation keeps what is needed
 ls -1t "$SD/runs" | tail -n +21 | while read -r old; do rm -rf "$SD/runs/$old"; done
 rm -rf "$J"
+tick done
 fault done
 say "generation $GENID active"
 exit 0
