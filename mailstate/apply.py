@@ -32,11 +32,12 @@ from .notice import render_notice
 from .plan import ServerPlan
 from .reconcile import Prepared, prepare
 from .render import login as dovecot_user
-from .render import render_welcome, welcome_recipient
+from .render import welcome_recipient
 from .retention import prune
 from .safety import LOCK_TIMEOUT, ApplyRefused
 from .state import Mailbox, ServerState
 from .transport.base import Result, TransportError, script
+from .welcome import welcome_mail
 
 RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
 IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost
@@ -149,8 +150,8 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
     for login in plan.welcome:
-        welcome = render_welcome(mailboxes[login], now=now,
-                                 protocols=prep.snapshot.facts.protocols or ("imap",))
+        welcome = welcome_mail(mailboxes[login], now=now or dt.datetime.now(dt.UTC),
+                               protocols=prep.snapshot.facts.protocols or ("imap",))
         members[f"welcome/{login}.eml"] = (welcome, 0o600)
         members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
                                             0o600)
