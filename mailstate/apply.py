@@ -149,20 +149,21 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         "activate.sh": (script("server-activate.sh").encode(), 0o700)}
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
+    envelopes = []  # NAME<tab>SENDER<tab>RECIPIENT: one list, not two files per mail
     for login in plan.welcome:
-        welcome = welcome_mail(mailboxes[login], now=now or dt.datetime.now(dt.UTC),
-                               protocols=prep.snapshot.facts.protocols or ("imap",))
-        members[f"welcome/{login}.eml"] = (welcome, 0o600)
-        members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
-                                            0o600)
-        members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)
+        box = mailboxes[login]
+        members[f"welcome/{login}.eml"] = (
+            welcome_mail(box, now=now or dt.datetime.now(dt.UTC),
+                         protocols=prep.snapshot.facts.protocols or ("imap",)), 0o600)
+        envelopes.append(f"{login}\tpostmaster@{box.domain}\t{welcome_recipient(box)}")
     for name, (account, contact) in sorted(prep.notices.items()):
         # sent by the activation like a welcome mail (a login never holds "@")
         mail = render_notice(state.domains[name], plan.server, account, contact,
                              prep.snapshot.facts, now)
         members[f"welcome/@{name}.eml"] = (mail, 0o600)
-        members[f"welcome/@{name}.from"] = (f"postmaster@{name}".encode(), 0o600)
-        members[f"welcome/@{name}.to"] = (contact.encode(), 0o600)  # the envelope recipient
+        envelopes.append(f"@{name}\tpostmaster@{name}\t{contact}")  # the envelope recipient
+    if envelopes:
+        members["welcome/envelopes"] = (_lines(envelopes), 0o600)
     return _tar(members)
 
 

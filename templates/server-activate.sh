@@ -190,40 +190,50 @@ restore() {  # put back the files kept in generation G; 1 when a file could not 
     reload_all || say "warning: a daemon did not come back after the files were put back" >&2
     return $rok
 }
-send_welcome() {  # $1 the .eml file (its envelope sender in the .from beside it), $2 its name
+send_welcome() {  # $1 its name (welcome/NAME.eml), $2 the envelope sender, $3 the recipient
     # No process but sendmail itself (10,000 mails cost minutes with a cat and a basename each).
     if [ "$NOCMD" = 1 ]; then  # the copy is in the outbox already (welcome_all): log it
-        say "$2" >> "$SD/outbox/sent.log"
-        skipped "sendmail of $2.eml (kept in $STATE_DIR/outbox)"
-    else
-        sender="" recipient=""  # the files end without a newline: read still sets the value
-        IFS= read -r sender < "${1%.eml}.from" || :
-        IFS= read -r recipient < "${1%.eml}.to" || :  # the envelope names it, never a header
-        /usr/sbin/sendmail -i -f "$sender" -- "$recipient" < "$1" \
-            || say "warning: welcome mail $2.eml not sent" >&2
-        say "sent welcome mail $2"
+        say "$1" >> "$SD/outbox/sent.log"
+        skipped "sendmail of $1.eml (kept in $STATE_DIR/outbox)"
+    else  # the envelope names the recipient, never a header (no sendmail -t)
+        /usr/sbin/sendmail -i -f "$2" -- "$3" < "$J/welcome/$1.eml" \
+            || say "warning: welcome mail $1.eml not sent" >&2
+        say "sent welcome mail $1"
     fi
 }
-welcome_all() {  # every welcome mail of the journal, once: marked before and after sending
+welcome_one() {  # $1 name, $2 sender, $3 recipient: sent once, marked before and after sending
+    [ -e "$J/sent.$1" ] && return 0
+    if [ -e "$J/sending.$1" ]; then  # killed while sending: never twice
+        say "warning: the welcome mail to $1 may not have been sent (a run was killed \
+while sending it); it is not sent again" >&2
+        return 0
+    fi
+    : > "$J/sending.$1"
+    send_welcome "$@"
+    : > "$J/sent.$1"
+    fault "welcome:$1"
+}
+welcome_all() {  # every welcome mail of the journal, in the order of welcome/envelopes
     if [ "$NOCMD" = 1 ] && [ -n "$(ls "$J/welcome" 2>/dev/null)" ]; then
         # the local target's "sending" is the line in sent.log: the copies go in one process
         mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/" \
             || say "warning: the welcome mails could not be copied to $STATE_DIR/outbox" >&2
     fi
+    if [ -f "$J/welcome/envelopes" ]; then  # NAME<tab>SENDER<tab>RECIPIENT lines
+        while IFS='	' read -r name sender recipient; do
+            [ -f "$J/welcome/$name.eml" ] && welcome_one "$name" "$sender" "$recipient"
+        done < "$J/welcome/envelopes"
+        return 0
+    fi
+    # a journal left by an older mailstate: the envelope in NAME.from and NAME.to files
     for mail in "$J"/welcome/*.eml; do
         [ -f "$mail" ] || continue
-        login="${mail##*/}"
-        login="${login%.eml}"
-        [ -e "$J/sent.$login" ] && continue
-        if [ -e "$J/sending.$login" ]; then  # killed while sending: never twice
-            say "warning: the welcome mail to $login may not have been sent (a run was killed \
-while sending it); it is not sent again" >&2
-            continue
-        fi
-        : > "$J/sending.$login"
-        send_welcome "$mail" "$login"
-        : > "$J/sent.$login"
-        fault "welcome:$login"
+        name="${mail##*/}"
+        name="${name%.eml}"
+        sender="" recipient=""  # the files end without a newline: read still sets the value
+        IFS= read -r sender < "${mail%.eml}.from" || :
+        IFS= read -r recipient < "${mail%.eml}.to" || :
+        welcome_one "$name" "$sender" "$recipient"
     done
 }
 finalize() {  # after the commit mark: the generation keeps its final name (or goes if empty)
