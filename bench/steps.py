@@ -5,21 +5,36 @@
 Does what `mailstate apply PATH --auto-approve` does, through the same library calls, and
 prints one JSON object: seconds per step (imports, validate, connect, read, render and
 compare, the plan's text, building the upload, upload, activate) and, for apply, the server
-side's own steps as `server-activate.sh` times them with MAILSTATE_TIMES=1 (checks, swap,
-postconf, each reload and its probe, welcome mails). Run by bench/bench.py in a fresh process.
+side's own steps as `server-activate.sh` times them (checks, swap, postconf, each reload, the
+probe, welcome mails): it sets MAILSTATE_TIMES=1, which the transports pass on to the server.
+Run by bench/bench.py in a fresh process.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 START = time.perf_counter()
 
 
+def server_times(stderr: bytes) -> dict[str, float]:
+    """Seconds per step of the activation: its "mailstate-time STEP MS" lines (a step that
+    repeats, such as a reload after a restore, is summed)."""
+    steps: dict[str, float] = {}
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        tag, _, rest = line.partition(" ")
+        name, _, ms = rest.rpartition(" ")
+        if tag == "mailstate-time" and name and ms.isdigit():
+            steps[name] = round(steps.get(name, 0) + int(ms) / 1000, 3)
+    return steps
+
+
 def main() -> None:
     verb, path = sys.argv[1], sys.argv[2]
+    os.environ["MAILSTATE_TIMES"] = "1"
     times: dict[str, float] = {}
     clock = [START]
 
@@ -44,11 +59,13 @@ def main() -> None:
     lap("connect")
     original = transport.run
     round_trips: list[float] = []
+    stderrs: list[bytes] = []
 
     def timed_run(*args, **kwargs):  # type: ignore[no-untyped-def]
         begin = time.perf_counter()
         result = original(*args, **kwargs)
         round_trips.append(time.perf_counter() - begin)
+        stderrs.append(result.stderr)
         return result
 
     transport.run = timed_run  # type: ignore[method-assign]
@@ -62,11 +79,16 @@ def main() -> None:
     server_steps: dict[str, float] = {}
     upload = 0
     if verb == "apply" and prepared.plan.has_changes:
-        # build, upload and activation in one call (one round trip since the crash-safe
-        # activation); the server's own steps come from MAILSTATE_TIMES=1 where it reports them
-        applied = apply_server(prepared, desired.servers[server])
-        lap("build+upload+activate")
+        # build, upload and activation are one call (one round trip); its progress steps
+        # split it: "uploading" once the stage is built, "activating" once it is unpacked
+        def step(name: str) -> None:
+            if name in ("uploading", "activating"):
+                lap({"uploading": "build stage", "activating": "upload+unpack"}[name])
+
+        applied = apply_server(prepared, desired.servers[server], step=step)
+        lap("activate")
         upload = len(applied.output)
+        server_steps = server_times(stderrs[-1])
     transport.close()
     lap("close")
     times["total"] = round(time.perf_counter() - START, 4)

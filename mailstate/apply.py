@@ -32,11 +32,12 @@ from .notice import render_notice
 from .plan import ServerPlan
 from .reconcile import Prepared, prepare
 from .render import login as dovecot_user
-from .render import render_welcome, welcome_recipient
+from .render import welcome_recipient
 from .retention import prune
 from .safety import LOCK_TIMEOUT, ApplyRefused
 from .state import Mailbox, ServerState
 from .transport.base import Result, TransportError, script
+from .welcome import welcome_mail
 
 RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
 IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost
@@ -148,20 +149,21 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
         "activate.sh": (script("server-activate.sh").encode(), 0o700)}
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     members.update({f"files{f.path}": (f.content, 0o600) for f in written})
+    envelopes = []  # NAME<tab>SENDER<tab>RECIPIENT: one list, not two files per mail
     for login in plan.welcome:
-        welcome = render_welcome(mailboxes[login], now=now,
-                                 protocols=prep.snapshot.facts.protocols or ("imap",))
-        members[f"welcome/{login}.eml"] = (welcome, 0o600)
-        members[f"welcome/{login}.from"] = (f"postmaster@{mailboxes[login].domain}".encode(),
-                                            0o600)
-        members[f"welcome/{login}.to"] = (welcome_recipient(mailboxes[login]).encode(), 0o600)
+        box = mailboxes[login]
+        members[f"welcome/{login}.eml"] = (
+            welcome_mail(box, now=now or dt.datetime.now(dt.UTC),
+                         protocols=prep.snapshot.facts.protocols or ("imap",)), 0o600)
+        envelopes.append(f"{login}\tpostmaster@{box.domain}\t{welcome_recipient(box)}")
     for name, (account, contact) in sorted(prep.notices.items()):
         # sent by the activation like a welcome mail (a login never holds "@")
         mail = render_notice(state.domains[name], plan.server, account, contact,
                              prep.snapshot.facts, now)
         members[f"welcome/@{name}.eml"] = (mail, 0o600)
-        members[f"welcome/@{name}.from"] = (f"postmaster@{name}".encode(), 0o600)
-        members[f"welcome/@{name}.to"] = (contact.encode(), 0o600)  # the envelope recipient
+        envelopes.append(f"@{name}\tpostmaster@{name}\t{contact}")  # the envelope recipient
+    if envelopes:
+        members["welcome/envelopes"] = (_lines(envelopes), 0o600)
     return _tar(members)
 
 

@@ -342,11 +342,7 @@ def render_welcome(
     POP3 on a server without dovecot-pop3d sends them to a port that refuses them.
     """
     domain = mailbox.domain
-    addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
-    offered = [p for p in ("imap", "pop3") if p in protocols]
-    body = _jinja().get_template("welcome.txt.j2").render(
-        mb=mailbox, addresses=addresses, quota=_human_size(mailbox.quota),
-        server=server or f"mail.{domain}", protocols=offered)
+    body = welcome_body(mailbox, server=server, protocols=protocols)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = Address("Postmaster", "postmaster", domain)
     msg["To"] = Address(mailbox.name, mailbox.login, domain)
@@ -361,6 +357,17 @@ def render_welcome(
             return raw
     raise ValueError(f"the real name of mailbox {mailbox.login} cannot be written safely as "
                      "a mail header; simplify it")
+
+
+def welcome_body(mailbox: Mailbox, *, server: str | None = None,
+                 protocols: tuple[str, ...] = ("imap",)) -> str:
+    """The welcome mail's text (also used by mailstate.welcome, which writes simple mails
+    without the email package)."""
+    addresses = ([mailbox.address] if mailbox.primary_enabled else []) + list(mailbox.addresses)
+    offered = [p for p in ("imap", "pop3") if p in protocols]
+    return _jinja().get_template("welcome.txt.j2").render(
+        mb=mailbox, addresses=addresses, quota=_human_size(mailbox.quota),
+        server=server or f"mail.{mailbox.domain}", protocols=offered)
 
 
 def welcome_recipients(raw: bytes) -> list[str]:

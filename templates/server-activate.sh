@@ -61,6 +61,17 @@ trap 'exit 143' TERM INT
 fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
 step() { say "@step $1"; }  # progress for mailstate (not shown as output)
+# The benchmark's clock (MAILSTATE_TIMES=1, bench/steps.py): "mailstate-time STEP MS" on stderr,
+# the milliseconds since the previous tick. Not in server-lib.sh: the read-only program embeds
+# that, and a change there would rewrite it on every server. Off, it costs no process.
+TIMES="${MAILSTATE_TIMES:-0}"
+[ "$TIMES" != 1 ] || _t=$(date +%s%N)
+tick() {
+    [ "$TIMES" = 1 ] || return 0
+    _n=$(date +%s%N)
+    say "mailstate-time $1 $(( (_n - _t) / 1000000 ))" >&2
+    _t=$_n
+}
 
 DBTYPE=$(cat "$META/db_type")
 case "$DBTYPE" in
@@ -72,10 +83,16 @@ esac
 
 # helpers --------------------------------------------------------------------------------
 put() {  # $1 source, $2 live target, $3 mode, $4 group: $2.mailstate-new ready to rename
-    # created unreadable (umask 077), then given its mode: a passwd-file is never world-readable
-    rm -f "$2.mailstate-new" && mkdir -p "$(dirname "$2")" \
-        && (umask 077 && cp "$1" "$2.mailstate-new") && chmod "$3" "$2.mailstate-new" \
-        && { [ "$NOCMD" = 1 ] || chgrp "${4:-root}" "$2.mailstate-new"; }
+    # One process per file (it was five): install unlinks what is there (a planted symlink
+    # included), creates the copy unreadable (umask 077), then gives it its group and mode,
+    # so a passwd-file is never world-readable.
+    [ -d "${2%/*}" ] || mkdir -p "${2%/*}" || return 1
+    umask 077
+    if [ "$NOCMD" = 1 ]; then install -m "$3" "$1" "$2.mailstate-new"
+    else install -m "$3" -g "${4:-root}" "$1" "$2.mailstate-new"; fi
+    _rc=$?
+    umask 022
+    return $_rc
 }
 swap() {  # $1 source, $2 live target, $3 mode, $4 group
     put "$@" && mv -f "$2.mailstate-new" "$2"
@@ -173,33 +190,50 @@ restore() {  # put back the files kept in generation G; 1 when a file could not 
     reload_all || say "warning: a daemon did not come back after the files were put back" >&2
     return $rok
 }
-send_welcome() {  # $1 the .eml file (its envelope sender in the .from beside it)
-    if [ "$NOCMD" = 1 ]; then
-        mkdir -p "$SD/outbox" && cp "$1" "$SD/outbox/" \
-            && basename "$1" .eml >> "$SD/outbox/sent.log"
-        skipped "sendmail of $(basename "$1") (kept in $STATE_DIR/outbox)"
-    else
-        sender=$(cat "${1%.eml}.from")
-        recipient=$(cat "${1%.eml}.to")  # the envelope names it; headers are never read
-        /usr/sbin/sendmail -i -f "$sender" -- "$recipient" < "$1" \
-            || say "warning: welcome mail $(basename "$1") not sent" >&2
-        say "sent welcome mail $(basename "$1" .eml)"
+send_welcome() {  # $1 its name (welcome/NAME.eml), $2 the envelope sender, $3 the recipient
+    # No process but sendmail itself (10,000 mails cost minutes with a cat and a basename each).
+    if [ "$NOCMD" = 1 ]; then  # the copy is in the outbox already (welcome_all): log it
+        say "$1" >> "$SD/outbox/sent.log"
+        skipped "sendmail of $1.eml (kept in $STATE_DIR/outbox)"
+    else  # the envelope names the recipient, never a header (no sendmail -t)
+        /usr/sbin/sendmail -i -f "$2" -- "$3" < "$J/welcome/$1.eml" \
+            || say "warning: welcome mail $1.eml not sent" >&2
+        say "sent welcome mail $1"
     fi
 }
-welcome_all() {  # every welcome mail of the journal, once: marked before and after sending
+welcome_one() {  # $1 name, $2 sender, $3 recipient: sent once, marked before and after sending
+    [ -e "$J/sent.$1" ] && return 0
+    if [ -e "$J/sending.$1" ]; then  # killed while sending: never twice
+        say "warning: the welcome mail to $1 may not have been sent (a run was killed \
+while sending it); it is not sent again" >&2
+        return 0
+    fi
+    : > "$J/sending.$1"
+    send_welcome "$@"
+    : > "$J/sent.$1"
+    fault "welcome:$1"
+}
+welcome_all() {  # every welcome mail of the journal, in the order of welcome/envelopes
+    if [ "$NOCMD" = 1 ] && [ -n "$(ls "$J/welcome" 2>/dev/null)" ]; then
+        # the local target's "sending" is the line in sent.log: the copies go in one process
+        mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/" \
+            || say "warning: the welcome mails could not be copied to $STATE_DIR/outbox" >&2
+    fi
+    if [ -f "$J/welcome/envelopes" ]; then  # NAME<tab>SENDER<tab>RECIPIENT lines
+        while IFS='	' read -r name sender recipient; do
+            [ -f "$J/welcome/$name.eml" ] && welcome_one "$name" "$sender" "$recipient"
+        done < "$J/welcome/envelopes"
+        return 0
+    fi
+    # a journal left by an older mailstate: the envelope in NAME.from and NAME.to files
     for mail in "$J"/welcome/*.eml; do
         [ -f "$mail" ] || continue
-        login=$(basename "$mail" .eml)
-        [ -e "$J/sent.$login" ] && continue
-        if [ -e "$J/sending.$login" ]; then  # killed while sending: never twice
-            say "warning: the welcome mail to $login may not have been sent (a run was killed \
-while sending it); it is not sent again" >&2
-            continue
-        fi
-        : > "$J/sending.$login"
-        send_welcome "$mail"
-        : > "$J/sent.$login"
-        fault "welcome:$login"
+        name="${mail##*/}"
+        name="${name%.eml}"
+        sender="" recipient=""  # the files end without a newline: read still sets the value
+        IFS= read -r sender < "${mail%.eml}.from" || :
+        IFS= read -r recipient < "${mail%.eml}.to" || :
+        welcome_one "$name" "$sender" "$recipient"
     done
 }
 finalize() {  # after the commit mark: the generation keeps its final name (or goes if empty)
@@ -250,14 +284,27 @@ or Dovecot cannot create mailboxes there and every delivery is deferred. Fix it 
 probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as the mail user?
     [ -s "$META/probe" ] || return 0
     if [ "$NOCMD" = 1 ]; then skipped "mailbox probe (doveadm mailbox status)"; return 0; fi
+    # Each doveadm opens (and on first use creates) the home, Maildir and INBOX with the
+    # user's own settings and privileges, as a delivery would: a server that accepts mail it
+    # cannot store fails here instead of deferring every message. They run at once (each is
+    # mostly its start-up, ~60 ms); the first failure in the list's order is reported.
+    rm -rf "$STAGE/probe" && mkdir "$STAGE/probe" || return 1
+    i=0
     while read -r login; do
-        # Opens (and on first use creates) the home, Maildir and INBOX with the user's own
-        # settings and privileges, as a delivery would: a server that accepts mail it cannot
-        # store fails here instead of deferring every message.
-        out=$(doveadm mailbox status -u "$login" messages INBOX 2>&1 < /dev/null) \
-            || { say "mailbox $login cannot be opened by Dovecot: $out" >&2; return 1; }
+        i=$((i + 1))
+        { doveadm mailbox status -u "$login" messages INBOX > "$STAGE/probe/$i" 2>&1 \
+            || say "$login" > "$STAGE/probe/$i.failed"; } < /dev/null &
     done < "$META/probe"
-    say "probed $(wc -l < "$META/probe") mailbox(es)"
+    wait
+    n=0
+    while [ $n -lt $i ]; do
+        n=$((n + 1))
+        [ -f "$STAGE/probe/$n.failed" ] || continue
+        read -r login < "$STAGE/probe/$n.failed"
+        say "mailbox $login cannot be opened by Dovecot: $(cat "$STAGE/probe/$n")" >&2
+        return 1
+    done
+    say "probed $i mailbox(es)"
 }
 
 # lock -----------------------------------------------------------------------------------
@@ -287,7 +334,9 @@ for old in "$SD"/generations/*.partial; do
     rm -rf "$old"
 done
 rm -rf "$SD/journal.new"
+tick lock
 recover
+tick recover
 
 if [ "$MODE" = recover ]; then
     # a run killed after its journal was removed had finished: say so when it is the one asked
@@ -322,6 +371,7 @@ why=$({ cut -d' ' -f3- "$META/write"; cat "$META/remove"; sed 's/$/.'"$DBEXT"'/'
 [ -n "$why" ] || why=$(unsafe_dir "$(dirname "$vdir")") || why=""
 [ -n "$why" ] || ! [ -L "$ROOT$vdir" ] || why="$vdir is a symbolic link"
 [ -z "$why" ] || fail "refusing to write: $why; nothing was changed" 12
+tick safe
 
 # compare-and-swap -----------------------------------------------------------------------
 while read -r expected path; do
@@ -336,6 +386,7 @@ while IFS='	' read -r key expected; do
     [ "$(postconf_get "$key")" = "$expected" ] \
         || fail "stale plan: the main.cf setting $key changed since the plan was made; plan again" 76
 done < "$META/expect_postconf"
+tick compare
 
 # checked --------------------------------------------------------------------------------
 step checking
@@ -347,6 +398,7 @@ else
     while read -r path; do
         out=$(postmap "$DBTYPE:$STAGE/files$path" 2>&1) || fail "postmap rejected $path: $out"
     done < "$META/postmap"
+    tick check:postmap
     if [ -s "$META/check_dovecot" ] || [ -s "$META/sieve" ]; then
         rm -rf "$STAGE/dovecot-check"
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
@@ -357,15 +409,18 @@ else
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
+        tick check:doveconf
         # One sievec per directory (it compiles every .sieve file in it, and names the one
         # it rejects): one process per script cost ~30 ms each, 17 s for 500 vacations.
         for dir in $(sed 's|/[^/]*$||' "$META/sieve" | sort -u); do
             out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$dir" 2>&1) \
                 || fail "sievec rejected a script in $dir: $out"
         done
+        tick check:sievec
     fi
 fi
 check_mail_dir
+tick check:mail_dir
 fault checked
 
 # kept: the current files as generations/GEN.partial, every copy checked -------------------
@@ -410,18 +465,23 @@ for list in write remove postmap reload cmd_postfix cmd_dovecot cmd_postgrey lmt
     cp "$META/$list" "$G/$list" || unkept "copy of the list $list"
 done
 say "$RUNID" > "$G/run" || unkept "run"
+tick kept
 fault kept
 
 # journal --------------------------------------------------------------------------------
 unjournal() { rm -rf "$SD/journal.new" "$G"; fail "cannot write the journal ($1); nothing was changed" 13; }
 mkdir "$SD/journal.new" || unjournal "mkdir"
-{ say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation" \
-    && mkdir "$SD/journal.new/welcome"; } || unjournal "write"
-for mail in "$STAGE"/welcome/*; do
-    [ -f "$mail" ] || continue
-    cp "$mail" "$SD/journal.new/welcome/" || unjournal "welcome mails"
-done
+{ say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation"; } \
+    || unjournal "write"
+# the stage's welcome mails move into the journal in one rename (same file system; a copy
+# each cost a process per file: 30,000 for 10,000 new mailboxes)
+if [ -d "$STAGE/welcome" ]; then
+    mv "$STAGE/welcome" "$SD/journal.new/welcome" || unjournal "welcome mails"
+else
+    mkdir "$SD/journal.new/welcome" || unjournal "welcome mails"
+fi
 mv "$SD/journal.new" "$J" || unjournal "rename"
+tick journal
 fault journal
 
 # prepared: every new file beside its target, checked, before the first rename -------------
@@ -430,10 +490,11 @@ undo_prepared() {
     fail "cannot write the new files ($1); nothing was changed" 13
 }
 while read -r mode group path; do
-    out=$(put "$STAGE/files$path" "$ROOT$path" "$mode" "$group" 2>&1) || undo_prepared "$path: $out"
+    put "$STAGE/files$path" "$ROOT$path" "$mode" "$group" 2> "$STAGE/put.err" \
+        || undo_prepared "$path: $(cat "$STAGE/put.err")"
     if [ -f "$STAGE/files$path.$DBEXT" ]; then
-        out=$(put "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 root 2>&1) \
-            || undo_prepared "$path.$DBEXT: $out"
+        put "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 root 2> "$STAGE/put.err" \
+            || undo_prepared "$path.$DBEXT: $(cat "$STAGE/put.err")"
     fi
 done < "$META/write"
 if [ -s "$META/postconf" ] && [ "$NOCMD" = 1 ]; then
@@ -442,6 +503,7 @@ fi
 for record in state.json manifest.json; do
     cp "$META/$record" "$SD/$record.mailstate-new" || undo_prepared "$record"
 done
+tick prepared
 fault prepared
 
 # swap -----------------------------------------------------------------------------------
@@ -465,6 +527,7 @@ while read -r path; do
     rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || abort "cannot remove $path"
     fault "remove:$path"
 done < "$META/remove"
+tick swap
 if [ -s "$META/postconf" ]; then
     if [ "$NOCMD" = 1 ]; then
         mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf" \
@@ -472,6 +535,7 @@ if [ -s "$META/postconf" ]; then
     else
         postconf_set < "$META/postconf" || abort "postconf -e failed"
     fi
+    tick postconf
     fault postconf
 fi
 if [ ! -d "$ROOT$vdir" ]; then
@@ -487,9 +551,11 @@ while read -r service; do
         differs=$(postgrey_diff "$(cat "$META/postgrey_default")")
         [ -z "$differs" ] || abort "$differs after the restart"
     fi
+    tick "reload:$service"
     fault "reload:$service"
 done < "$META/reload"
 probe_delivery || abort "Dovecot cannot store mail in a mailbox after the reload"
+tick probe
 
 # manifest, commit -----------------------------------------------------------------------
 for record in state.json manifest.json; do
@@ -499,15 +565,18 @@ fault manifest
 : > "$J/committed" || abort "cannot write the journal's commit mark"
 fault committed
 finalize
+tick commit
 
 # welcome mails, retention, done -----------------------------------------------------------
 welcome_all
+tick welcome
 while read -r old; do
     rm -rf "$SD/generations/$old"
 done < "$META/prune"
 rm -rf "$STAGE"  # holds copies of password hashes; the generation keeps what is needed
 ls -1t "$SD/runs" | tail -n +21 | while read -r old; do rm -rf "$SD/runs/$old"; done
 rm -rf "$J"
+tick done
 fault done
 say "generation $GENID active"
 exit 0

@@ -186,6 +186,28 @@ def test_the_next_run_completes_or_undoes_a_journal_left_by_a_killed_activation(
     s.finish()
 
 
+def test_a_journal_of_an_older_mailstate_still_sends_its_welcome_mails_once(
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the envelope list, a journal held NAME.from and NAME.to beside each mail: the
+    next run (its newer activate.sh) completes such a journal too."""
+    s = Scenario(server)
+    desired, [prep] = server.prepare(s.path)
+    tar = build_stage(prep, desired.servers["maximusconfessor"])
+    monkeypatch.setenv("MAILSTATE_FAULT", "committed:kill")  # no client left to recover it
+    result = prep.transport.run(script("server-push.sh", "server-wait.sh"),
+                                [prep.layout.state_dir, run_id(), hashlib.sha256(tar).hexdigest()],
+                                tar)
+    monkeypatch.delenv("MAILSTATE_FAULT")
+    assert result.returncode == 21, result.message
+    welcome = server.state_dir / "journal/welcome"
+    for line in (welcome / "envelopes").read_text().splitlines():
+        name, sender, recipient = line.split("\t")
+        (welcome / f"{name}.from").write_text(sender)  # no newline, as it was written
+        (welcome / f"{name}.to").write_text(recipient)
+    (welcome / "envelopes").unlink()
+    s.finish()
+
+
 # ------------------------------------------------------------- SIGKILL of the client
 
 
