@@ -33,6 +33,8 @@ def _handler(scheme: str):  # type: ignore[no-untyped-def]
 _YESCRYPT = re.compile(r"\$y\$j9T\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43}")
 CRYPT_PREFIXES = {"$1$": "MD5-CRYPT", "$5$": "SHA256-CRYPT", "$6$": "SHA512-CRYPT",
                   "$2a$": "BLF-CRYPT", "$2b$": "BLF-CRYPT", "$2y$": "BLF-CRYPT", "$y$": "CRYPT"}
+# Accepted so that users keep their passwords, but weak: Dovecot 2.4 refuses them by default.
+WEAK_SCHEMES = ("{MD5-CRYPT}",)
 DEFAULT_SCHEME = "ARGON2ID"
 HOW_TO = "make one with `mailstate hash-password` and paste its output"
 

@@ -21,6 +21,7 @@ from importlib.resources import files
 
 from mailstate.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.layout import Facts, Layout, Rendered, RenderedFile
+from mailstate.passwords import WEAK_SCHEMES
 from mailstate.state import Domain, Mailbox, ServerState
 
 LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -205,10 +206,21 @@ def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
     return out
 
 
+# Dovecot 2.4 refuses weak schemes unless allowed (2.3 only logs a warning): the users of an
+# adopted server keep their passwords.
+WEAK_SCHEMES_24 = """
+# Some passwords are MD5-CRYPT hashes (carried over from /etc/shadow), which Dovecot 2.4
+# refuses by default. Allowed while any is left; a new password is hashed with a strong scheme.
+auth_allow_weak_schemes = yes
+"""
+
+
 def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[RenderedFile]:
     users = []
+    weak = False
     for mb in sorted(state.mailboxes().values(), key=lambda m: m.login):
         home, uid, gid = layout.home_of(mb.login, mb.domain)
+        weak = weak or mb.password.startswith(WEAK_SCHEMES)
         users.append((dovecot.field(login(mb.login), "user"), dovecot.password(mb.password),
                       uid, gid, dovecot.field(mb.name, "real name"), dovecot.field(home, "home"),
                       " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts))))
@@ -220,6 +232,7 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
     first_uid, first_gid = layout.first_valid_ids()
     conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
                        "passwd": passwd_path, "first_uid": first_uid, "first_gid": first_gid,
+                       "weak_schemes": WEAK_SCHEMES_24 if weak else "",
                        "layout.lmtp_socket": layout.lmtp_socket})
     return [
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..passwords import from_shadow
+from ..passwords import WEAK_SCHEMES, from_shadow
 from ..schema import ROLE_ALIASES
 from ..transport.base import Transport
 from ..values import (
@@ -79,6 +79,7 @@ class _Converter:
         self.homes: dict[str, dict[str, object]] = {}
         self.no_quota: dict[str, list[str]] = {}  # domain -> users without a disk quota
         self.no_maildir: dict[str, list[str]] = {}  # domain -> users without a Maildir yet
+        self.weak: dict[str, list[str]] = {}  # domain -> users with an MD5-CRYPT password
         self.via_user: list[tuple[str, str, _Box]] = []  # aliases that named a Unix user
 
     def warn(self, domain: str | None, text: str) -> None:
@@ -150,6 +151,11 @@ class _Converter:
                 self.warn(dom.name, f"no disk quota in Virtualmin for "
                           f"{_some(self.no_quota[dom.name], len(dom.boxes))}: mailstate's "
                           "default quota (3G, or `defaults.quota` in mailstate.yaml) applies")
+            if dom.name in self.weak:
+                self.warn(dom.name, f"MD5-CRYPT (weak) password hashes for "
+                          f"{_some(self.weak[dom.name], len(dom.boxes))}: they keep working "
+                          "(on Dovecot 2.4 mailstate allows weak schemes while any is left); "
+                          "give them new passwords with `mailstate passwd FILE LOGIN`")
             if dom.name in self.no_maildir:
                 self.warn(dom.name, f"no Maildir yet for "
                           f"{_some(self.no_maildir[dom.name], len(dom.boxes))} (Dovecot makes "
@@ -200,6 +206,8 @@ class _Converter:
         except ValueError:
             real = login
         data: dict[str, object] = {"name": real, "password": password}
+        if password.startswith(WEAK_SCHEMES):
+            self.weak.setdefault(dom.name, []).append(user.name)
         quota = self.vm.quotas.get(user.uid)
         if quota:
             data["quota"] = format_size(_quota(quota))

@@ -1,7 +1,8 @@
 """Adopting a Virtualmin server on a real test host: import, takeover, rollback.
 
 The host is laid out as Virtualmin leaves a server (tests/testhost/virtualmin.py) and delivers
-as Virtualmin's Postfix does, into the users' ~/Maildir. Then: import over SSH -> validate ->
+as Virtualmin's Postfix does, into the users' ~/Maildir; once on Debian 12 (Dovecot 2.3) and
+once on Debian 13 (Dovecot 2.4). Then: import over SSH -> validate ->
 plan (the takeover only) -> apply; every address delivers where it did, users log in over IMAP
 (and POP3) with their old names and passwords and find their old mail, the autoreply answers
 once per interval, greylisting is as before, a second plan shows nothing, and rollback gives
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests.integration.conftest import RELEASE_PARAMS, require_testhost_environment
 from tests.integration.mail import (
     Cli,
     imap,
@@ -58,10 +60,33 @@ def _wait_maildir(host: TestHost, user: vm.User, needle: str) -> None:
     wait_until(lambda: _maildir_has(host, user, needle), 30, f"{needle} in {user.name}'s Maildir")
 
 
-@pytest.fixture(scope="module")
-def vhost(testhost_environment: None) -> Iterator[TestHost]:
-    with vm.VirtualminHost(HOST_NAME) as host:
+# Where a Virtualmin host could leak onto the machine: its private /etc/webmin, /home and
+# aliases, and the mount point of /var/vmail.
+WATCHED = ("/etc/webmin", "/home", "/var/vmail", "/etc/aliases", "/etc/aliases.db")
+
+
+def _machine_paths() -> dict[str, object]:
+    """What the machine itself has at the watched paths (entries of a directory, a file's
+    size and modification time)."""
+    seen: dict[str, object] = {}
+    for name in WATCHED:
+        path = Path(name)
+        if path.is_dir():
+            seen[name] = sorted(p.name for p in path.iterdir())
+        elif path.exists():
+            stat = path.stat()
+            seen[name] = (stat.st_size, stat.st_mtime_ns)
+    return seen
+
+
+@pytest.fixture(scope="module", params=RELEASE_PARAMS)
+def vhost(request: pytest.FixtureRequest, testhost_environment: None) -> Iterator[TestHost]:
+    """The Virtualmin server, once per Debian release (12: Dovecot 2.3, 13: Dovecot 2.4)."""
+    require_testhost_environment(request.param)
+    before = _machine_paths()
+    with vm.VirtualminHost(HOST_NAME, release=request.param) as host:
         yield host
+    assert _machine_paths() == before, "the test host left something on the machine"
 
 
 @pytest.fixture(scope="module")

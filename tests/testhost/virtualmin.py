@@ -13,7 +13,6 @@ it still delivers there.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -274,42 +273,33 @@ smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
     check_policy_service inet:127.0.0.1:10023
 """
 # Private to the host, so that the fixture's Unix users never reach the machine's own files.
+# /etc/webmin is usually missing: the init makes its mount point inside the host's own mount
+# namespace (as for /var/vmail), never on the machine.
 PRIVATE = ("/etc/passwd", "/etc/shadow", "/etc/group", "/home", "/etc/webmin")
-WEBMIN = Path("/etc/webmin")  # a bind mount needs a mount point: made, and removed after
 
 
 class VirtualminHost(TestHost):
     """A test host laid out as Virtualmin leaves a server (see ``build``).
 
     Its passwd, shadow, group, /home and /etc/webmin are private copies, bind-mounted like
-    the base host's other private files: the fixture's users exist inside the host only. A
-    machine without Webmin gets an empty /etc/webmin as mount point while the host runs.
+    the base host's other private files: the fixture's users exist inside the host only.
+    `release` as for TestHost: on Debian 13 passwd, shadow and group are the cached root's.
     """
 
-    made_mount_point = False
-
     def __init__(self, name: str = "vmin", domain: str = "test",
-                 builder: Callable[[Path], None] | None = None) -> None:
+                 builder: Callable[[Path], None] | None = None,
+                 release: str | None = None) -> None:
         """`builder(root)` writes the Virtualmin server (default: ``build``, owners set)."""
-        super().__init__(name, domain)
+        super().__init__(name, domain, release)
         self.builder = builder
-
-    def stop(self) -> None:
-        super().stop()
-        if self.made_mount_point:
-            with contextlib.suppress(OSError):
-                WEBMIN.rmdir()  # only if still empty
-            self.made_mount_point = False
 
     def _launch(self) -> None:
         base = self._need(self.base)
         root = base / "root"
         for path in PRIVATE[:3]:
-            shutil.copy2(path, root / path.lstrip("/"))
+            shutil.copy2(self.source / path.lstrip("/"), root / path.lstrip("/"))
         (root / "home").mkdir(mode=0o755)
-        if not WEBMIN.exists():
-            WEBMIN.mkdir(mode=0o755)
-            self.made_mount_point = True
+        (root / "etc/webmin").mkdir(mode=0o755)
         if self.builder is None:
             build(root, owners=True, whitelist_client=self.runner_ip)
         else:

@@ -161,7 +161,9 @@ def test_domain_files_say_what_virtualmin_had(adopted: tuple[Path, str]) -> None
     # what cannot be carried is said, in the output and in the file it concerns
     for text in ("oud.monsite not imported", ".procmailrc is not carried",
                  "website-only.be: not imported", "they also apply to info",
-                 "sales@monsite.be: on Virtualmin this went into jan.monsite's mailbox"):
+                 "sales@monsite.be: on Virtualmin this went into jan.monsite's mailbox",
+                 "MD5-CRYPT (weak) password hashes for piet.monsite:",
+                 "MD5-CRYPT (weak) password hashes for kees:"):
         assert text in output
     assert "oud.monsite not imported" in (out / "domains/monsite.be.yaml").read_text()
     assert "website-only.be" in (out / "mailstate.yaml").read_text()

@@ -31,6 +31,7 @@ CASES = Path(__file__).resolve().parent.parent / "cases" / "render"
 REGEN = os.environ.get("MAILSTATE_REGEN") == "1"  # rewrite expectations after a reviewed change
 LAYOUT = Layout()
 HASH = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaA"
+MD5 = "{MD5-CRYPT}$1$saltsalt$2vnaRpHa6Jxjz5n83ok8Z0"
 
 
 def load_case(case: Path) -> tuple[ServerState, Facts]:
@@ -256,6 +257,18 @@ def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
     assert "\nauth_username_format" not in conf
     assert "active_path =" not in conf  # the userdb's script path is a file, not a storage
 
+
+
+@pytest.mark.parametrize(("version", "hashes", "allowed"), [
+    ("2.4.1", [MD5], True), ("2.4.1", [HASH], False), ("2.3.19", [MD5], False)])
+def test_weak_schemes_are_allowed_on_24_only_while_a_hash_needs_it(
+        version: str, hashes: list[str], allowed: bool) -> None:
+    """An MD5-CRYPT hash carried over from /etc/shadow: Dovecot 2.4 refuses it by default
+    (2.3 logs a warning), and the user must keep logging in with the old password."""
+    state = one_domain(*(mailbox(f"u{i}", password=h) for i, h in enumerate([HASH, *hashes])))
+    rendered = render(state, LAYOUT, Facts(dovecot_version=version))
+    conf = rendered.by_path()[LAYOUT.dovecot_fragment].content.decode()
+    assert ("\nauth_allow_weak_schemes = yes\n" in conf) is allowed
 
 # -- the real tools --------------------------------------------------------------------------
 
