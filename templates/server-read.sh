@@ -8,7 +8,8 @@
 # `facts/matched`, not the files. Output on standard output: a tar archive holding `files.tar` (those paths,
 # relative to the root, Postfix's compiled .db/.lmdb maps and Sieve binaries excluded) and
 # `facts/` (versions, the map type, Dovecot's protocols, `postconf -n`, generations kept, and the quota usage of
-# each mailbox for the quota report).
+# each mailbox for the quota report). Lines "=domain/login HOME" name kept homes (layout.homes),
+# whose usage is read from HOME rather than from the vmail directory.
 #
 # It also reports what an apply must finish first (an unfinished journal, the lock's holder)
 # and whether postgrey runs the options of /etc/default/postgrey (argument 3). It never writes.
@@ -34,6 +35,9 @@ awk -v expect="$tmp/expect" '$0 == "--expect" { e = 1; next } e { print > expect
     fi
 } | while IFS= read -r path; do
     rel="${path#/}"
+    case $path in  # "=domain/login HOME": a kept home, for the usage below
+        =*) printf '%s\n' "${path#=}" >> "$tmp/kept"; continue ;;
+    esac
     if [ -z "$rel" ]; then
         continue
     elif [ -d "$ROOT/$rel" ]; then
@@ -65,6 +69,14 @@ if [ -d "$ROOT$VMAIL_DIR" ]; then
         && awk 'FNR == 1 { if (name != "") print bytes "\t" name; name = FILENAME; bytes = 0; next }
                 { bytes += $1 }
                 END { if (name != "") print bytes "\t" name }' "$@") > "$tmp/facts/usage" || true
+fi
+# Mailboxes whose home stays where another tool made it (layout.homes): the same sum from
+# HOME/Maildir/maildirsize, named domain/login like the others; one awk for all of them.
+if [ -f "$tmp/kept" ]; then
+    awk -v root="$ROOT" '{ f = root $2 "/Maildir/maildirsize"; n = 0; bytes = 0
+            while ((getline line < f) > 0) if (n++) { split(line, w, " "); bytes += w[1] }
+            close(f); if (n) print bytes "\t" $1 "/Maildir/maildirsize" }' "$tmp/kept" \
+        >> "$tmp/facts/usage" || true
 fi
 if [ -d "$ROOT$STATE_DIR/generations" ]; then
     ls -1 "$ROOT$STATE_DIR/generations" | grep -v '\.partial$' > "$tmp/facts/generations"

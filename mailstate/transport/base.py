@@ -109,13 +109,15 @@ class Snapshot:
 
 
 def read_paths(layout: Layout) -> list[str]:
-    """Everything mailstate owns on a server (directories are read whole). The read script
-    adds every file of the last apply's manifest, wherever an older layout put it."""
+    """Everything mailstate owns on a server (directories are read whole), then one
+    "=domain/login HOME" line per kept home, whose quota usage the read reports too. The
+    read script adds every file of the last apply's manifest, wherever an older layout put it."""
     from ..parse import managed_paths
 
     paths = managed_paths(layout)
+    kept = [f"={k.domain}/{login} {k.home}" for login, k in sorted(layout.homes.items())]
     return [*paths.files, *paths.directories, f"{layout.state_dir}/manifest.json",
-            f"{layout.state_dir}/state.json"]
+            f"{layout.state_dir}/state.json", *kept]
 
 
 def _postconf(text: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import poplib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,25 @@ def test_greylisting_behaves_as_before(adoption: Adoption) -> None:
     code, text = rcpt(host, f"g{token()}@runner.test", "kees@bakkerij.be",
                       source=host.runner_ip2)
     assert code == 250, (code, text)  # bakkerij.be was in postgrey's recipient whitelist
+
+
+def test_kept_homes_are_in_the_quota_report(adoption: Adoption, tmp_path: Path) -> None:
+    """Dovecot keeps kees's quota count in the home Virtualmin made; a plan with a quota below
+    it (in a copy of the repository) says so, read over SSH like any mailbox's."""
+    host, kees = adoption.host, vm.BY_NAME["kees"]
+    subject = f"counted {token()}"
+    send(host, f"q{token()}@runner.test", "kees@bakkerij.be", subject,
+         body=("0123456789" * 7 + "\n") * 20_000)  # 1.4 MiB
+    _wait_maildir(host, kees, subject)
+    assert host.host_path(kees.home + "/Maildir/maildirsize").exists()
+    repo = tmp_path / "repo"
+    shutil.copytree(adoption.repo, repo)
+    domain = repo / "domains/bakkerij.be.yaml"
+    domain.write_text(domain.read_text().replace("    name: Kees\n",
+                                                 "    name: Kees\n    quota: 1M\n"))
+    planned = run_cli("plan", cwd=repo)
+    assert "mailbox kees@bakkerij.be holds" in planned.stdout + planned.stderr, planned
+    assert "more than its quota 1M" in planned.stdout + planned.stderr, planned
 
 
 def test_second_plan_shows_no_changes(adoption: Adoption) -> None:

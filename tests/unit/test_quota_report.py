@@ -1,11 +1,14 @@
-"""The read round trip reads each mailbox's quota usage; plan warns when a quota is too low."""
+"""The read round trip reads each mailbox's quota usage (in the vmail directory or a kept
+home); plan warns when a quota is too low."""
 
 from __future__ import annotations
 
 import json
 
 from mailstate.transport.base import _usage
+from tests.testhost import virtualmin as vm
 from tests.unit.conftest import LocalServer
+from tests.unit.test_import_virtualmin import _import
 
 
 def test_du_lines_become_bytes_per_mailbox() -> None:
@@ -29,3 +32,18 @@ def test_plan_warns_when_a_mailbox_already_holds_more_than_its_new_quota(
     assert "mailbox monsite0001@monsite.be holds 3.0M, more than its quota 2M" in text
     data = json.loads(server.cli("plan", str(path), "--format", "json").stdout)
     assert any("more than its quota" in w for w in data["servers"][0]["warnings"])
+
+
+def test_a_mailbox_whose_home_stays_where_virtualmin_put_it_is_in_the_report(
+        server: LocalServer) -> None:
+    """layout.homes: the usage is read from the kept home's Maildir, like any other's."""
+    out, _ = _import(server)
+    assert server.cli("apply", str(out), "--auto-approve", target=False).exit_code == 0
+    kept = server.root / vm.BY_NAME["kees"].home.lstrip("/") / "Maildir/maildirsize"
+    kept.write_text("3221225472S\n2097152 10\n1048576 4\n")
+    domain = out / "domains/bakkerij.be.yaml"
+    domain.write_text(domain.read_text().replace("    name: Kees\n",
+                                                 "    name: Kees\n    quota: 2M\n"))
+    text = server.cli("plan", str(out), target=False).output
+    assert "mailbox kees@bakkerij.be holds 3.0M, more than its quota 2M" in text
+    assert "anna@bakkerij.be holds" not in text  # no maildirsize yet: nothing counted
