@@ -1,6 +1,6 @@
 """Benchmark: adopting a Virtualmin server of 100 domains x 100 mailboxes (local target).
 
-    python3 bench/virtualmin.py [--domains 100] [--mailboxes 100] [--target ssh://...]
+    python3 bench/virtualmin.py [--domains 100] [--mailboxes 100] [--host [--release 13]]
 
 Writes a server root laid out as Virtualmin leaves it (every tenth mailbox forwards, every
 twentieth has an autoreply, every domain has a copy-mode alias domain), then times, each in a
@@ -91,7 +91,7 @@ def write_server(root: Path, domains: int, boxes: int) -> None:
         (etc / "postfix/main.cf").write_text("virtual_alias_maps = hash:/etc/postfix/virtual\n")
 
 
-def _on_host(domains: int, boxes: int, tmp: Path) -> None:
+def _on_host(domains: int, boxes: int, tmp: Path, release: str | None) -> None:
     """The same over SSH, on a real test host (root): Postfix, Dovecot and postgrey check
     and reload what the takeover writes."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -100,12 +100,14 @@ def _on_host(domains: int, boxes: int, tmp: Path) -> None:
     from tests.testhost.virtualmin import VirtualminHost
 
     repo = tmp / "repo"
-    with VirtualminHost("vbench", builder=lambda r: write_server(r, domains, boxes)) as host:
+    with VirtualminHost("vbench", builder=lambda r: write_server(r, domains, boxes),
+                        release=release) as host:
         target = f"ssh://root@{host.ip}"
         seconds, cpu, mb = run_child("import", "--from", "virtualmin", "--target", target,
                                      "--known-hosts", str(host.known_hosts_path), "--identity",
                                      str(host.key_path), "--server", "vm", "--out", str(repo))
-        print(f"{domains} domains x {boxes} mailboxes, over SSH on a test host")
+        print(f"{domains} domains x {boxes} mailboxes, over SSH on a Debian {host.release} "
+              "test host")
         print(f"  {'import':16s} {seconds:6.2f} s wall {cpu:6.2f} s CPU {mb:6.0f} MB")
         yaml = YAML()
         config = yaml.load((repo / "mailstate.yaml").read_text())
@@ -135,10 +137,12 @@ def main() -> None:
     parser.add_argument("--domains", type=int, default=100)
     parser.add_argument("--mailboxes", type=int, default=100)
     parser.add_argument("--host", action="store_true", help="over SSH on a test host (root)")
+    parser.add_argument("--release", help="the test host's Debian release (12, 13; default: "
+                        "the machine's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.host:
-            _on_host(args.domains, args.mailboxes, Path(tmp))
+            _on_host(args.domains, args.mailboxes, Path(tmp), args.release)
             return
         root, repo = Path(tmp) / "server", Path(tmp) / "repo"
         write_server(root, args.domains, args.mailboxes)
