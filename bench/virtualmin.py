@@ -41,8 +41,21 @@ def run_child(*args: str) -> tuple[float, float, float]:
 AUTOREPLY = "Reply-Period: 600\nSubject: Away\n\nI am away.\n"
 
 
-def write_server(root: Path, domains: int, boxes: int) -> None:
-    """A Virtualmin server: one owner per domain, users named user.prefix."""
+def _home(root: Path, home: str, uid: int, gid: int, owners: bool) -> None:
+    """A home with an empty Maildir, as Virtualmin makes it (owned by its user on a host)."""
+    top = root / home.lstrip("/")
+    for sub in ("cur", "new", "tmp"):
+        (top / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
+    if owners:
+        import os
+
+        for path in (top, top / "Maildir", *(top / "Maildir" / s for s in ("cur", "new", "tmp"))):
+            os.chown(path, uid, gid)
+
+
+def write_server(root: Path, domains: int, boxes: int, owners: bool = False) -> None:
+    """A Virtualmin server: one owner per domain, users named user.prefix, every one with a
+    home and a Maildir (chowned to the user with `owners`, on a test host)."""
     digest = sha512_crypt.using(rounds=5000).hash("Bench-pass1")
     passwd, shadow, group, virtual, aliases = [], [], [], [], []
     records = root / "etc/webmin/virtual-server/domains"
@@ -60,11 +73,18 @@ def write_server(root: Path, domains: int, boxes: int) -> None:
         group.append(f"{owner}:x:{gid}:")
         lines = [f"{dom}\t{dom}", f"{owner}@{dom}\t{owner}"]
         passwd.append(f"{owner}:x:{gid}:{gid}:Owner {d}:{home}:/bin/false")
+        _home(root, home, gid, gid, owners)
+        if owners:
+            import os
+
+            (root / home.lstrip("/") / "homes").mkdir()
+            os.chown(root / home.lstrip("/") / "homes", gid, gid)
         shadow.append(f"{owner}:{digest}:20000:0:99999:7:::")
         for b in range(boxes - 1):
             uid = gid + 1 + b
             name, local = f"u{b:03d}.{owner}", f"u{b:03d}"
             passwd.append(f"{name}:x:{uid}:{gid}:User {b}:{home}/homes/{local}:/bin/false")
+            _home(root, f"{home}/homes/{local}", uid, gid, owners)
             shadow.append(f"{name}:{digest}:20000:0:99999:7:::")
             if b % 10 == 0:
                 aliases.append(f"{local}-{dom}: \\{name},{local}@elsewhere.example")
@@ -100,7 +120,7 @@ def _on_host(domains: int, boxes: int, tmp: Path, release: str | None) -> None:
     from tests.testhost.virtualmin import VirtualminHost
 
     repo = tmp / "repo"
-    with VirtualminHost("vbench", builder=lambda r: write_server(r, domains, boxes),
+    with VirtualminHost("vbench", builder=lambda r: write_server(r, domains, boxes, owners=True),
                         release=release) as host:
         target = f"ssh://root@{host.ip}"
         seconds, cpu, mb = run_child("import", "--from", "virtualmin", "--target", target,
