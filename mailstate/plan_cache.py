@@ -79,14 +79,13 @@ def folder_digest(folder: Path) -> str:
 def _library_folders() -> list[str]:
     """Where the libraries mailstate loads are installed (a venv, or Debian's folders)."""
     import sysconfig
-
-    import click
-    import pydantic
-    import ruamel.yaml
+    from importlib.util import find_spec
 
     found = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    found |= {str(Path(m.__file__ or "").resolve().parents[i])
-              for m, i in ((pydantic, 1), (click, 1), (ruamel.yaml, 2))}
+    for name, up in (("pydantic", 1), ("click", 1), ("ruamel.yaml", 2)):
+        spec = find_spec(name)  # found, not imported
+        if spec is not None and spec.origin:
+            found.add(str(Path(spec.origin).resolve().parents[up]))
     return sorted(found)
 
 
