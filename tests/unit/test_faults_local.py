@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -218,8 +219,12 @@ def _client(server: LocalServer, path: Path, *extra: str) -> subprocess.Popen[by
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
-def test_client_killed_at_random_moments(server: LocalServer) -> None:
-    rng = random.Random(9)
+def _killed_at_random(server: LocalServer, seed: int, kill: Callable[[subprocess.Popen], None],
+                     recover: bool = False) -> dict[str, int]:
+    """TRIALS applies from the same old state, each stopped by `kill` at a random moment; with
+    `recover`, the journal is completed or undone as the next run would before it plans.
+    Returns how many ended old, new and mixed."""
+    rng = random.Random(seed)
     s = Scenario(server)
     backup = server.root.parent / "backup"
     shutil.copytree(server.root, backup, symlinks=True)
@@ -229,11 +234,20 @@ def test_client_killed_at_random_moments(server: LocalServer) -> None:
         shutil.copytree(backup, server.root, symlinks=True)
         client = _client(server, s.path)
         time.sleep(rng.uniform(0.3, 2.5))
-        client.send_signal(signal.SIGKILL)
+        kill(client)
         client.wait()
         settle_running(server.root)
+        if recover:
+            _, [prep] = server.prepare(s.path)
+            if prep.snapshot.journal:
+                recover_server(prep)
         outcomes[s.outcome()] += 1
-        s.finish()
+        s.finish(welcome_lost_ok=recover)
+    return outcomes
+
+
+def test_client_killed_at_random_moments(server: LocalServer) -> None:
+    outcomes = _killed_at_random(server, 9, lambda client: client.send_signal(signal.SIGKILL))
     print("client SIGKILL outcomes:", outcomes)
     assert outcomes["mixed"] == 0
 
@@ -241,29 +255,15 @@ def test_client_killed_at_random_moments(server: LocalServer) -> None:
 def test_activation_and_client_killed_at_random_moments(server: LocalServer) -> None:
     """SIGKILL of everything (client and activation) at a random moment: the next run
     finishes or undoes the journal, then the apply completes."""
-    rng = random.Random(10)
-    s = Scenario(server)
-    backup = server.root.parent / "backup"
-    shutil.copytree(server.root, backup, symlinks=True)
     runs = server.root / "var/lib/mailstate/runs"
-    outcomes: dict[str, int] = {"old": 0, "new": 0, "mixed": 0}
-    for _ in range(TRIALS):
-        shutil.rmtree(server.root)
-        shutil.copytree(backup, server.root, symlinks=True)
-        client = _client(server, s.path)
-        time.sleep(rng.uniform(0.3, 2.5))
+
+    def kill_all(client: subprocess.Popen) -> None:
         for pid_file in runs.glob("*/pid.*"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid_file.name[4:]), signal.SIGKILL)
         client.send_signal(signal.SIGKILL)
-        client.wait()
-        settle_running(server.root)
-        # what the next run finds: the journal is completed or undone before it plans
-        _, [prep] = server.prepare(s.path)
-        if prep.snapshot.journal:
-            recover_server(prep)
-        outcomes[s.outcome()] += 1
-        s.finish(welcome_lost_ok=True)
+
+    outcomes = _killed_at_random(server, 10, kill_all, recover=True)
     print("activation+client SIGKILL outcomes:", outcomes)
     assert outcomes["mixed"] == 0
 
