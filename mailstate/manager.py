@@ -200,7 +200,7 @@ class Manager:
             return None
         name, config = named
         if desired is not None:
-            domains = desired.repo.config.domains if desired.repo.config_doc else None
+            domains = _domains_folder(desired)
         elif config is not None:
             from .repo import load_config
 
@@ -281,8 +281,7 @@ class Manager:
                 targets[name] = None
         run_servers, known = self._servers()
         plan_cache.save(plan_cache.Record(
-            inputs[0], inputs[1],
-            desired.repo.config.domains if desired.repo.config_doc else None,
+            inputs[0], inputs[1], _domains_folder(desired),
             self.issues, run_servers, known, targets,
             {n: desired.server_config(n).model_dump(mode="json") for n in known},
             str(desired.repo.root), desired.repo.config.ssh_config, {**old, **self._kept}))
@@ -426,6 +425,11 @@ class Manager:
 
         self._each([s for s in fleet.servers if s.ok], work)
         return fleet
+
+
+def _domains_folder(desired: Desired) -> str | None:
+    """mailstate.yaml's `domains:` folder, which the plan cache hashes (None: no config)."""
+    return desired.repo.config.domains if desired.repo.config_doc else None
 
 
 def check_saved(old, prep: Prepared) -> None:  # type: ignore[no-untyped-def]

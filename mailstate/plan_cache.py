@@ -55,7 +55,9 @@ def code_digest() -> str:
 
         h = hashlib.sha256(sys.version.encode())
         package = Path(__file__).resolve().parent
-        for folder in sorted({package, Path(str(files("mailstate.templates")))}):
+        templates = Path(str(files("mailstate.templates"))).resolve()
+        # a wheel has the templates inside the package (read once); the source tree beside it
+        for folder in [package] if templates.is_relative_to(package) else [package, templates]:
             h.update(folder_digest(folder).encode())
         for folder in _library_folders():  # a library upgraded in place changes its name
             try:
