@@ -235,7 +235,7 @@ def main() -> None:
     report = [f"Machine: {machine()} at the start."]
     raw: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        # a plan cache of this run's own (mailstate.plan_cache), not the user's
+        # a plan cache of this run's own (mailstate.guards.plan_cache), not the user's
         os.environ["MAILSTATE_CACHE_DIR"] = str(Path(tmp) / "plan-cache")
         if not args.ssh_only:
             import complexity

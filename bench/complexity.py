@@ -37,13 +37,13 @@ def best(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def cases(tmp: Path) -> dict[str, Callable[[int], Callable[[], object]]]:
-    from mailstate import policy
-    from mailstate.layout import Facts, Layout
-    from mailstate.load import read_yaml
-    from mailstate.parse import parse
+    from mailstate.config import policy
+    from mailstate.config.validation import run
+    from mailstate.config.yaml_reader import read_yaml
+    from mailstate.files.parse import parse
+    from mailstate.files.render import render
+    from mailstate.model.layout import Facts, Layout
     from mailstate.plan import diff_states
-    from mailstate.render import render
-    from mailstate.validate import run
 
     def yaml_file(n: int) -> Callable[[], object]:
         path = tmp / f"y{n}.yaml"

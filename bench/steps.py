@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from mailstate.views.text import render_text
+
 START = time.perf_counter()
 
 
@@ -44,9 +46,9 @@ def main() -> None:
         clock[0] = now
 
     from mailstate.apply import apply_server
+    from mailstate.config.validation import run
+    from mailstate.engine.prepare import open_transport, prepare, target_of
     from mailstate.plan import Plan
-    from mailstate.reconcile import open_transport, prepare, target_of
-    from mailstate.validate import run
 
     lap("imports")
     desired, issues = run([path])
@@ -74,7 +76,7 @@ def main() -> None:
     lap("read+render+compare")
     times["read (round trip)"] = round(read, 4)
     times["render+compare"] = round(times.pop("read+render+compare") - read, 4)
-    text = Plan([prepared.plan]).to_text()
+    text = render_text(Plan([prepared.plan]))
     lap("plan text")
     server_steps: dict[str, float] = {}
     upload = 0

@@ -1,3 +1,3 @@
-from .cli import main
+from mailstate.cli import main
 
 main()

@@ -27,17 +27,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .desired import Desired
-from .notice import render_notice
-from .plan import ServerPlan
-from .reconcile import Prepared, prepare
-from .render import login as dovecot_user
-from .render import welcome_recipient
-from .retention import prune
-from .safety import LOCK_TIMEOUT, ApplyRefused
-from .state import Mailbox, ServerState
-from .transport.base import Result, TransportError, script
-from .welcome import welcome_mail
+from mailstate.config.desired import Desired
+from mailstate.engine.prepare import Prepared, prepare
+from mailstate.engine.retention import prune
+from mailstate.files.notice import render_notice
+from mailstate.files.programs import script
+from mailstate.files.render import login as dovecot_user
+from mailstate.files.render import welcome_recipient
+from mailstate.files.welcome import welcome_mail
+from mailstate.guards.safety import LOCK_TIMEOUT, ApplyRefused
+from mailstate.model.state import Mailbox, ServerState
+from mailstate.plan import ServerPlan
+from mailstate.server.transport import Result, TransportError
 
 RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
 IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost

@@ -1,7 +1,8 @@
 """The library's face: a repository's servers validated, planned, applied and rolled back.
 
-Everything a program needs to run mailstate is here; the command line (``cli.py``) only parses
-options, asks for confirmation and prints. A run works on all servers of the repository at
+Everything a program needs to run mailstate on servers is here (what needs no server is in
+``mailstate.offline``); the command line (``mailstate.cli``) only parses options, asks for
+confirmation and prints. A run works on all servers of the repository at
 once, through a bounded pool of threads (one SSH connection per server, kept open from the read
 to the apply so that a plan is applied to exactly what was read). A server that cannot be
 reached or fails is recorded with its error and the others carry on.
@@ -10,7 +11,7 @@ reached or fails is recorded with its error and the others carry on.
 
     with Manager("path/to/repo") as manager:
         fleet = manager.plan()                 # every server, in parallel
-        print(fleet.plan.to_text())
+        print(render_text(fleet.plan))
         fleet = manager.apply(fleet)           # raises nothing: errors are per server
         assert fleet.ok
 """
@@ -21,22 +22,24 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import plan_cache
-from .issues import Issue
-from .layout import Facts
-from .plan import Plan
-from .reconcile import Prepared, open_transport, prepare_unchanged, target_of
-from .safety import LOCK_TIMEOUT, ApplyRefused, annotate_moves, check_safe, unsafe
-from .schema import Server
-from .transport.base import TransportError, read_snapshot
+from mailstate.engine.prepare import open_transport, prepare_unchanged, target_of
+from mailstate.fleet import Fleet, Invalid, SelectionError, ServerRun
+from mailstate.guards import plan_cache
+from mailstate.guards.checksum import check_saved
+from mailstate.guards.safety import LOCK_TIMEOUT, ApplyRefused, annotate_moves, check_safe, unsafe
+from mailstate.model.diagnostics import Issue
+from mailstate.model.layout import Facts
+from mailstate.plan import Plan
+from mailstate.schema import Server
+from mailstate.server.read import read_snapshot
+from mailstate.server.transport import TransportError
+from mailstate.views.text import server_summary
 
 if TYPE_CHECKING:
-    from .apply import Applied
-    from .desired import Desired
+    from mailstate.config.desired import Desired
 
 DEFAULT_PARALLEL = 8
 # What a server's failure can look like (the SSH transport turns paramiko's into
@@ -44,73 +47,6 @@ DEFAULT_PARALLEL = 8
 FAILURES = (TransportError, ApplyRefused, ValueError, OSError, EOFError)
 
 Progress = Callable[[str, str, str], None]  # (server, step, detail)
-
-
-class Invalid(Exception):
-    """The repository's files are not valid; ``issues`` says where and why (nothing ran)."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = issues
-        errors = sum(i.severity == "error" for i in issues)
-        self.summary = f"{errors} error{'s' if errors != 1 else ''}; nothing was changed."
-        super().__init__("\n".join([*(str(i) for i in issues if i.severity == "error"),
-                                     self.summary]))
-
-
-class UsageError(ValueError):
-    """A server or target named by the caller does not fit the repository."""
-
-
-@dataclass
-class ServerRun:
-    """One server in a run: what was read and planned, and what happened to it."""
-
-    name: str
-    prepared: Prepared | None = None
-    error: str | None = None  # could not be read, planned, applied or rolled back
-    applied: Applied | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class Fleet:
-    """The servers of one run, in name order. Close it (or use ``with``) to end connections."""
-
-    servers: list[ServerRun] = field(default_factory=list)
-
-    @property
-    def plan(self) -> Plan:
-        """The change plan of every server that could be read."""
-        return Plan([s.prepared.plan for s in self.servers if s.prepared is not None])
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.servers)
-
-    @property
-    def errors(self) -> dict[str, str]:
-        return {s.name: s.error for s in self.servers if s.error is not None}
-
-    def exit_code(self, detailed: bool = False) -> int:
-        """Terraform's: 1 on any error; else, if `detailed`, 2 when there are changes; else 0."""
-        if not self.ok:
-            return 1
-        return 2 if detailed and self.plan.has_changes else 0
-
-    def close(self) -> None:
-        for server in self.servers:
-            if server.prepared is not None:
-                server.prepared.transport.close()
-
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 def _quiet(server: str, step: str, detail: str) -> None:
@@ -126,13 +62,17 @@ class Manager:
     connecting, reading, planned, uploading, activating, checking, swapping, reloading (or
     restoring, for a rollback), done, failed; and "output", once per line a server's script
     printed. ``cache``: plan a server that matches what the same files rendered to last time
-    without loading the repository (``plan_cache``; the result is the same).
+    without loading the repository (``plan_cache``; the result is the same). ``settle``:
+    complete or undo an activation a killed run left unfinished (its journal) before planning
+    (apply does; a plan never writes). ``lock_timeout``: seconds to wait for another apply on
+    the same server.
     """
 
     def __init__(self, paths: str | Path | Sequence[str | Path] = (), *,
                  targets: Mapping[str, str] | None = None, known_hosts: str | None = None,
                  identity: str | None = None, parallel: int = DEFAULT_PARALLEL,
-                 progress: Progress | None = None, cache: bool = True) -> None:
+                 progress: Progress | None = None, cache: bool = True, settle: bool = False,
+                 lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.paths = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
         self.targets = dict(targets or {})
         self.known_hosts = known_hosts
@@ -147,11 +87,8 @@ class Manager:
         self._kept: dict[str, plan_cache.ServerRecord] = {}  # to record after this run
         self._inputs: tuple[str, str] | None = None  # (record name, inputs) before loading
         self._loading = threading.Lock()  # worker threads may all need the full load
-        # settle: complete or undo an activation a killed run left unfinished (its journal)
-        # before planning; apply does, plan never writes. lock_timeout: seconds to wait for
-        # another apply on the same server.
-        self.settle = False
-        self.lock_timeout = LOCK_TIMEOUT
+        self.settle = settle
+        self.lock_timeout = lock_timeout
 
     def __enter__(self) -> Manager:
         return self
@@ -176,8 +113,8 @@ class Manager:
         """Load and check every file; raises ``Invalid``. Warnings are left in ``issues``."""
         with self._loading:
             if self._desired is None:
-                from .desired import server_state
-                from .validate import run
+                from mailstate.config.desired import server_state
+                from mailstate.config.validation import run
 
                 inputs = self._digest() if self.cache else None
                 desired, self.issues = run(self.paths)
@@ -202,7 +139,7 @@ class Manager:
         if desired is not None:
             domains = _domains_folder(desired)
         elif config is not None:
-            from .repo import load_config
+            from mailstate.config.repository import load_config
 
             domains = load_config(config, []).domains
         else:
@@ -236,15 +173,15 @@ class Manager:
             wanted = list(dict.fromkeys(only))
             unknown = [n for n in wanted if n not in known]
             if unknown:
-                raise UsageError(f"no server {', '.join(map(repr, unknown))} in this "
+                raise SelectionError(f"no server {', '.join(map(repr, unknown))} in this "
                                  f"repository (known: {', '.join(known) or 'none'})")
             servers = [n for n in servers if n in wanted] or sorted(wanted)
         for name in self.targets:
             if name and name not in servers:
-                raise UsageError(f"--target names server {name!r}, which is not in this run "
+                raise SelectionError(f"--target names server {name!r}, which is not in this run "
                                  f"({', '.join(servers) or 'no servers'})")
         if "" in self.targets and len(servers) > 1:
-            raise UsageError(f"a --target without NAME= is for one server, but this run has "
+            raise SelectionError(f"a --target without NAME= is for one server, but this run has "
                              f"{len(servers)}: {', '.join(servers)}; write --target NAME=TARGET")
         return servers
 
@@ -333,13 +270,13 @@ class Manager:
                 # unfinished apply): the full plan needs the files after all
                 snapshot = read_snapshot(transport, config.layout, Facts())
             if run.prepared is None:
-                from .reconcile import prepare, record_of
+                from mailstate.engine.prepare import prepare, record_of
 
                 desired = self.desired
                 run.prepared = prepare(desired, run.name, transport, snapshot)
                 self._kept[run.name] = record_of(desired, run.prepared)
             if self.settle and run.prepared.snapshot.journal:
-                from .apply import settle
+                from mailstate.apply import settle
 
                 run.prepared, settled = settle(self.desired, run.prepared, self.lock_timeout)
                 for line in settled:
@@ -356,7 +293,7 @@ class Manager:
             self._prepare(run)
             assert run.prepared is not None
             plan = run.prepared.plan
-            self.progress(run.name, "planned", _counts(plan))
+            self.progress(run.name, "planned", server_summary(plan.changes, plan.has_changes))
 
         self._each(fleet.servers, work)
         annotate_moves(fleet.plan)
@@ -377,7 +314,7 @@ class Manager:
         files were edited by hand, or the plan removes more than its safe share, unless
         `force`. The connections stay open: close the fleet when done.
         """
-        from .apply import apply_server, nothing_to_apply
+        from mailstate.apply import apply_server, nothing_to_apply
 
         fleet = fleet or self.plan()
         saved_by = {s.server: s for s in saved.servers} if saved is not None else None
@@ -387,7 +324,7 @@ class Manager:
             if prep is None:
                 return
             if saved_by is not None:
-                check_saved(saved_by.get(run.name), prep)
+                check_saved(saved_by.get(run.name), prep.plan)
             if not prep.plan.has_changes:
                 run.applied = nothing_to_apply(prep.plan)
                 self._output(run)
@@ -399,7 +336,8 @@ class Manager:
                                        step=self._step(run.name),
                                        lock_timeout=self.lock_timeout)
             self._output(run)
-            self.progress(run.name, "done", _counts(prep.plan))
+            self.progress(run.name, "done",
+                          server_summary(prep.plan.changes, prep.plan.has_changes))
 
         self._each([s for s in fleet.servers if s.ok], work)
         return fleet
@@ -413,7 +351,7 @@ class Manager:
 
     def rollback(self, fleet: Fleet, generation: str | None = None) -> Fleet:
         """Put back the files a generation kept (default: the newest) on each read server."""
-        from .apply import rollback_server
+        from mailstate.apply import rollback_server
 
         def work(run: ServerRun) -> None:
             if run.prepared is None:
@@ -426,33 +364,40 @@ class Manager:
         self._each([s for s in fleet.servers if s.ok], work)
         return fleet
 
+    def unlock(self, fleet: Fleet) -> dict[str, list[str]]:
+        """Release each read server's lock record left by a run that is gone; what was done
+        per server. A lock a running apply holds is refused: that server's error."""
+        from mailstate.apply import unlock_server
+
+        done: dict[str, list[str]] = {}
+
+        def work(run: ServerRun) -> None:
+            if run.prepared is not None:
+                done[run.name] = unlock_server(run.prepared)
+
+        self._each([s for s in fleet.servers if s.ok], work)
+        return {name: done[name] for name in sorted(done)}
+
+    @staticmethod
+    def generations(fleet: Fleet) -> dict[str, list[str]]:
+        """Per read server, the generations it keeps (oldest first), for ``rollback``."""
+        return {run.name: list(run.prepared.snapshot.generations) for run in fleet.servers
+                if run.prepared is not None}
+
+    @staticmethod
+    def describe_generations(fleet: Fleet) -> dict[str, list[str]]:
+        """Per read server, one line per generation kept: its date and whether it is live."""
+        from mailstate.engine.generations import describe
+        from mailstate.engine.prepare import live_generation
+
+        return {run.name: describe(run.prepared.snapshot.generations,
+                                   live_generation(run.prepared))
+                for run in fleet.servers if run.prepared is not None}
+
 
 def _domains_folder(desired: Desired) -> str | None:
     """mailstate.yaml's `domains:` folder, which the plan cache hashes (None: no config)."""
     return desired.repo.config.domains if desired.repo.config_doc else None
-
-
-def check_saved(old, prep: Prepared) -> None:  # type: ignore[no-untyped-def]
-    """Refuse a saved plan that no longer describes this server or its domain files."""
-    server = prep.plan
-    if old is None:
-        raise ApplyRefused(f"the saved plan does not cover server {server.server!r}")
-    if old.live_fingerprint != server.live_fingerprint:
-        raise ApplyRefused(f"the saved plan is stale: server {server.server!r} changed "
-                           "since it was made; run plan again")
-    if old.desired_fingerprint != server.desired_fingerprint:
-        raise ApplyRefused(f"the saved plan is stale: the domain files for "
-                           f"{server.server!r} changed since it was made; run plan again")
-
-
-def _counts(plan) -> str:  # type: ignore[no-untyped-def]
-    if not plan.has_changes:
-        return "no changes"
-    counts = {"add": 0, "change": 0, "remove": 0}
-    for change in plan.changes:
-        counts[change.action] += 1
-    text = f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove"
-    return text if plan.changes else "only file layout differs"
 
 
 def _message(server: str, exc: BaseException) -> str:
@@ -461,58 +406,3 @@ def _message(server: str, exc: BaseException) -> str:
     if isinstance(exc, (OSError, EOFError)):
         text = f"{type(exc).__name__}: {text}"
     return text if text.startswith(f"{server}:") else f"{server}: {text}"
-
-
-@dataclass
-class Imported:
-    """What `import_server` wrote: file -> account, and the parser's warnings."""
-
-    written: dict[Path, str]
-    warnings: list[str]
-    target: str
-    in_repository: bool  # a mailstate.yaml was found: accounts and plans belong there
-
-
-def import_server(out: str | Path, *, target: str | None = None, server: str = "imported",
-                  account: str | None = None, known_hosts: str | None = None,
-                  identity: str | None = None, start: str | Path | None = None) -> Imported:
-    """Write one domain file per domain a live server holds (its mailstate-managed files).
-
-    The repository is the ``mailstate.yaml`` found from `start` (default: the current
-    directory) upwards, if any: the server's settings and default target come from it.
-    Raises ``UsageError``, ``Invalid`` or ``TransportError``; nothing is written then.
-    """
-    from .importer import import_state
-    from .layout import Facts
-    from .parse import parse
-    from .repo import find_config
-    from .schema import Server
-    from .transport.base import read_snapshot
-    from .values import check_login
-
-    try:
-        check_login(server)
-        if account:
-            check_login(account)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    config, root, ssh_config = Server(), Path.cwd(), None
-    found = find_config(Path(start) if start else Path.cwd())
-    if found is not None:
-        desired = Manager(str(found)).validate()
-        config, root = desired.server_config(server), desired.repo.root
-        ssh_config = desired.repo.config.ssh_config
-    target = target or config.target
-    if not target:
-        raise UsageError("give --target (or a server with a target in mailstate.yaml)")
-    transport = open_transport(target, config, root, known_hosts, identity,
-                               ssh_config=ssh_config)
-    try:
-        snapshot = read_snapshot(transport, config.layout, Facts())
-    finally:
-        transport.close()
-    records = {f"{config.layout.state_dir}/manifest.json", f"{config.layout.state_dir}/state.json"}
-    parsed = parse({p: c for p, c in snapshot.files.items() if p not in records},
-                   config.layout, snapshot.facts)
-    written = import_state(parsed.state, server, Path(out), account, with_plan=found is None)
-    return Imported(written, list(parsed.warnings), target, found is not None)

@@ -1,31 +1,78 @@
-"""A plan: what apply would change, as data, with text, markdown and JSON views.
+"""A change plan: what apply would change, as data, and the diff that computes it.
 
 Changes are computed between two ``ServerState``s (desired vs. live, parsed from the server's
 files), object by object, with DeepDiff finding the fields that differ inside an object. So a
 plan speaks of mailboxes, addresses and forwards, never of lines, and a reordered file is no
 change. Beside the changes a plan carries what apply needs to check it is still valid: the
 files to write, the daemons to reload, and fingerprints of the live and desired states.
-Password hashes never appear in any view.
+Password hashes are never part of a plan. Its views (text, markdown, JSON) are in
+``mailstate.views``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from .passwords import mask_hashes
-from .routing import RouteChange, shown_address
-from .state import Domain, Greylisting, Mailbox, ServerState
-from .values import format_duration, format_size
+from mailstate.model.routing import RouteChange
+from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState
+from mailstate.model.values import format_duration, format_size
 
-FORMAT = 1  # the JSON plan's version: docs/plan-json.md says what it promises
 SECRET_FIELDS = {"password"}
-SYMBOL = {"add": "+", "change": "~", "remove": "-"}
 LIST_SHOWN = 10  # a list in a note longer than this is cut and counted
-WRAP = 100  # text lines of lists (welcome mails) are wrapped at this width
+
+
+class Action(StrEnum):
+    ADD = "add"
+    CHANGE = "change"
+    REMOVE = "remove"
+
+
+class Kind(StrEnum):
+    """What a change is about, in the words the plan shows."""
+
+    DOMAIN = "domain"
+    DOMAIN_ALIAS = "domain alias"
+    MAILBOX = "mailbox"
+    ALIAS = "alias"
+    CATCH_ALL = "catch-all"
+    GREYLISTING = "greylisting"
+    GREYLISTING_SETTINGS = "greylisting settings"
+    POSTFIX_SETTING = "postfix setting"
+    DAEMON = "daemon"
+    UNFINISHED_APPLY = "unfinished apply"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Changes by action: computed here once for every view and progress line."""
+
+    add: int = 0
+    change: int = 0
+    remove: int = 0
+
+    @classmethod
+    def of(cls, changes: list[Change]) -> Counts:
+        n = {Action.ADD: 0, Action.CHANGE: 0, Action.REMOVE: 0}
+        for c in changes:
+            n[c.action] += 1
+        return cls(n[Action.ADD], n[Action.CHANGE], n[Action.REMOVE])
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.add + other.add, self.change + other.change,
+                      self.remove + other.remove)
+
+    def __getitem__(self, action: str) -> int:
+        return int(getattr(self, str(action)))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"add": self.add, "change": self.change, "remove": self.remove}
+
+    def text(self) -> str:
+        return f"{self.add} to add, {self.change} to change, {self.remove} to remove"
 
 
 @dataclass
@@ -37,12 +84,16 @@ class FieldChange:
 
 @dataclass
 class Change:
-    action: str  # add | change | remove
-    kind: str  # domain, mailbox, alias, domain alias, catch-all, greylisting, postfix setting
+    action: Action
+    kind: Kind
     name: str
     domain: str | None = None
     fields: list[FieldChange] = field(default_factory=list)
     note: str = ""
+
+    def __post_init__(self) -> None:  # a saved plan's strings become the types (or fail)
+        self.action = Action(self.action)
+        self.kind = Kind(self.kind)
 
 
 @dataclass
@@ -74,30 +125,23 @@ class ServerPlan:
     def has_changes(self) -> bool:
         return bool(self.changes or self.files)
 
+    def counts(self) -> Counts:
+        return Counts.of(self.changes)
+
 
 @dataclass
 class Plan:
     servers: list[ServerPlan]
 
-    def counts(self) -> dict[str, int]:
-        counts = {"add": 0, "change": 0, "remove": 0}
+    def counts(self) -> Counts:
+        total = Counts()
         for server in self.servers:
-            for change in server.changes:
-                counts[change.action] += 1
-        return counts
+            total += Counts.of(server.changes)
+        return total
 
     @property
     def has_changes(self) -> bool:
         return any(s.has_changes for s in self.servers)
-
-    def summary(self) -> str:
-        c = self.counts()
-        if not self.has_changes:
-            return "No changes. The servers match the domain files."
-        text = f"Plan: {c['add']} to add, {c['change']} to change, {c['remove']} to remove."
-        if not any(s.changes for s in self.servers):
-            text += " (Only file layout differs; the state is the same.)"
-        return text
 
     def checksum(self) -> str:
         """What a reviewer approved, as one token: ``ms1:<files>:<plan>``.
@@ -121,116 +165,6 @@ class Plan:
         files = hashlib.sha256("".join(f"{s.server}={s.desired_fingerprint}\n"
                                        for s in servers).encode())
         return f"ms1:{files.hexdigest()[:8]}:{plan.hexdigest()[:32]}"
-
-    # ---------------------------------------------------------------- views
-
-    def to_text(self) -> str:
-        lines: list[str] = []
-        for server in self.servers:
-            lines.append(f"Server {server.server} ({server.target})")
-            lines += [f"  ! {mask_hashes(w)}" for w in server.warnings]
-            lines += [f"  ! drift: {p} was edited by hand since the last apply" for p in
-                      server.drift]
-            for domain, changes in _by_domain(server.changes):
-                indent = "  "
-                if domain:
-                    lines.append(f"  {domain}")
-                    indent = "    "
-                for change in changes:
-                    lines.append(f"{indent}{SYMBOL[change.action]} {_headline(change)}")
-                    lines += [f"{indent}    {f.field}: {_show(f.old)} -> {_show(f.new)}"
-                              for f in change.fields if change.action == "change"]
-                routing = [r for r in server.routing if r.domain == domain]
-                if routing:
-                    lines.append(f"{indent}where mail goes:")
-                    lines += [f"{indent}  {shown_address(r.address)}: {r.old} -> {r.new}"
-                              for r in routing]
-            if server.welcome:
-                lines += textwrap.wrap(f"welcome mail to {len(server.welcome)}: "
-                                       + ", ".join(server.welcome), WRAP,
-                                       initial_indent="  ", subsequent_indent="    ",
-                                       break_on_hyphens=False)
-            if server.notices:
-                lines.append("  new-domain notice to the account's contact: "
-                             + counted(server.notices))
-            if server.files:
-                written = [f for f in server.files if f.action == "write"]
-                removed = [f for f in server.files if f.action == "remove"]
-                lines.append(f"  files: {len(written)} to write, {len(removed)} to remove; "
-                             f"reload: {', '.join(server.reloads) or 'nothing'}")
-            elif not server.changes:
-                lines.append("  no changes")
-            lines.append("")
-        moves = sorted((d, s.server, where[3:]) for s in self.servers
-                       for d, where in s.moved.items() if where.startswith("to "))
-        for domain, old, new in moves:
-            lines.append(f"Move: {domain} from {old} to {new} (its mail stays on {old} until "
-                         "it is moved; see the README, \"Moving a domain\")")
-        lines += [""] if moves else []
-        lines.append(self.summary())
-        if self.has_changes:
-            checksum = self.checksum()
-            lines.append(f"Plan checksum: {checksum} (apply exactly this plan: "
-                         f"`mailstate apply --checksum {checksum}`)")
-        return "\n".join(lines) + "\n"
-
-    def to_markdown(self, full_plan: str | None = None) -> str:
-        """For a pull-request comment: under 65,000 characters whatever the plan's size."""
-        from .plan_markdown import render_markdown
-
-        return render_markdown(self, full_plan)
-
-    def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "summary": self.counts(),
-                           "has_changes": self.has_changes, "checksum": self.checksum(),
-                           "servers": [asdict(s) for s in self.servers]}, indent=2,
-                          default=str) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> Plan:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise ValueError("not a mailstate plan file (not JSON); make one with "
-                             "`mailstate plan --out FILE`") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"not a mailstate plan file (format {FORMAT})")
-        servers = []
-        try:
-            for s in data["servers"]:
-                changes = [Change(**{**c, "fields": [FieldChange(**f) for f in c["fields"]]})
-                           for c in s.pop("changes")]
-                files = [FileAction(**f) for f in s.pop("files")]
-                routing = [RouteChange(**r) for r in s.pop("routing", [])]
-                servers.append(ServerPlan(**s, changes=changes, files=files, routing=routing))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"a damaged mailstate plan file ({exc!r}); make it again with "
-                             "`mailstate plan --out`") from None
-        return cls(servers)
-
-
-def _by_domain(changes: list[Change]) -> list[tuple[str | None, list[Change]]]:
-    groups: dict[str | None, list[Change]] = {}
-    for change in changes:
-        groups.setdefault(change.domain, []).append(change)
-    return list(groups.items())
-
-
-def _headline(change: Change) -> str:
-    text = f"{change.kind} {change.name}"
-    if change.note:
-        text += f": {change.note}"
-    return text
-
-
-def _show(value: Any) -> str:
-    if value is None or value == "" or value == []:
-        return "(none)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return str(value)
 
 
 # ---------------------------------------------------------------- computing changes
@@ -322,22 +256,23 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
     before, after = old or empty, new or empty
     out: list[Change] = []
     if old is None:
-        out.append(Change("add", "domain", name, name, _domain_fields(after, True)))
+        out.append(Change(Action.ADD, Kind.DOMAIN, name, name, _domain_fields(after, True)))
     elif new is None:
-        out.append(Change("remove", "domain", name, name, _domain_fields(before, False),
+        out.append(Change(Action.REMOVE, Kind.DOMAIN, name, name, _domain_fields(before, False),
                           note="mail to it is refused; mailboxes are disabled, mail kept"))
     for alias in sorted(set(after.domain_aliases) - set(before.domain_aliases)):
-        out.append(Change("add", "domain alias", alias, name, [FieldChange("of", None, name)],
-                          note=f"receives {name}'s mail"))
+        out.append(Change(Action.ADD, Kind.DOMAIN_ALIAS, alias, name,
+                          [FieldChange("of", None, name)], note=f"receives {name}'s mail"))
     for alias in sorted(set(before.domain_aliases) - set(after.domain_aliases)):
-        out.append(Change("remove", "domain alias", alias, name,
+        out.append(Change(Action.REMOVE, Kind.DOMAIN_ALIAS, alias, name,
                           [FieldChange("of", name, None)]))
     if old and new and before.greylisting != after.greylisting:
-        out.append(Change("change", "greylisting", name, name,
+        out.append(Change(Action.CHANGE, Kind.GREYLISTING, name, name,
                           [FieldChange("greylisting", before.greylisting, after.greylisting)]))
     if before.catch_all != after.catch_all:
-        action = "add" if not before.catch_all else "remove" if not after.catch_all else "change"
-        out.append(Change(action, "catch-all", f"@{name}", name,
+        action = (Action.ADD if not before.catch_all else Action.REMOVE if not after.catch_all
+                  else Action.CHANGE)
+        out.append(Change(action, Kind.CATCH_ALL, f"@{name}", name,
                           [FieldChange("to", list(before.catch_all) or None,
                                        list(after.catch_all) or None)],
                           note=", ".join(after.catch_all)))
@@ -346,27 +281,28 @@ def _domain_changes(name: str, old: Domain | None, new: Domain | None) -> list[C
         if a == b:
             continue
         if a is None:
-            out.append(Change("add", "mailbox", login, name,
+            out.append(Change(Action.ADD, Kind.MAILBOX, login, name,
                               _object_fields(_view(b), True),  # type: ignore[arg-type]
                               note=_mailbox_note(b)))  # type: ignore[arg-type]
         elif b is None:
-            out.append(Change("remove", "mailbox", login, name, _object_fields(_view(a), False),
+            out.append(Change(Action.REMOVE, Kind.MAILBOX, login, name,
+                              _object_fields(_view(a), False),
                               note="disabled: mail to it is refused, its mail stays on disk"))
         else:
-            out.append(Change("change", "mailbox", login, name,
+            out.append(Change(Action.CHANGE, Kind.MAILBOX, login, name,
                               _field_changes(_view(a), _view(b))))
     for address in sorted(set(before.aliases) | set(after.aliases)):
         a_t, b_t = before.aliases.get(address), after.aliases.get(address)
         if a_t == b_t:
             continue
         if a_t is None:
-            out.append(Change("add", "alias", address, name, [FieldChange("to", None,
+            out.append(Change(Action.ADD, Kind.ALIAS, address, name, [FieldChange("to", None,
                               list(b_t or ()))], note="-> " + counted(b_t or ())))
         elif b_t is None:
-            out.append(Change("remove", "alias", address, name,
+            out.append(Change(Action.REMOVE, Kind.ALIAS, address, name,
                               [FieldChange("to", list(a_t), None)]))
         else:
-            out.append(Change("change", "alias", address, name,
+            out.append(Change(Action.CHANGE, Kind.ALIAS, address, name,
                               [FieldChange("to", list(a_t), list(b_t))]))
     return out
 
@@ -376,7 +312,7 @@ def diff_states(live: ServerState, desired: ServerState) -> list[Change]:
     changes: list[Change] = []
     if live.greylisting != desired.greylisting:
         old, new = _greylisting_view(live.greylisting), _greylisting_view(desired.greylisting)
-        changes.append(Change("change", "greylisting settings", "postgrey", None,
+        changes.append(Change(Action.CHANGE, Kind.GREYLISTING_SETTINGS, "postgrey", None,
                               [FieldChange(k, old[k], new[k]) for k in old if old[k] != new[k]]))
     for name in sorted(set(live.domains) | set(desired.domains)):
         old, new = live.domains.get(name), desired.domains.get(name)

@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .layout import Layout
-from .passwords import check_hash
-from .values import (
+from mailstate.model.layout import Layout
+from mailstate.model.passwords import check_hash
+from mailstate.model.values import (
     Address,
     Client,
     Date,

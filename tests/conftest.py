@@ -22,7 +22,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT] + [str(R
 
 import mailstate  # noqa: E402
 
-# The plan cache (mailstate.plan_cache) of this test run, shared by its child processes: left
+# The plan cache (mailstate.guards.plan_cache) of this test run, shared by its child processes: left
 # on, as users have it, but never the user's own.
 _CACHE = tempfile.mkdtemp(prefix="mailstate-test-cache-")
 os.environ["MAILSTATE_CACHE_DIR"] = _CACHE

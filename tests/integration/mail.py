@@ -31,7 +31,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mailstate.passwords import hash_password
+from mailstate.model.passwords import hash_password
 from tests.testhost import SinkMessage, TestHost
 
 SERVER = "maximusconfessor"

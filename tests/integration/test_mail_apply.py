@@ -15,9 +15,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from mailstate.apply import apply_server
-from mailstate.reconcile import prepare
-from mailstate.transport.ssh import SSHTransport
-from mailstate.validate import run as validate_run
+from mailstate.config.validation import run as validate_run
+from mailstate.engine.prepare import prepare
+from mailstate.server.ssh import SSHTransport
 from tests.integration.mail import (
     SERVER,
     Site,

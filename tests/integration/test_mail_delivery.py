@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstate.transport.base import parse_protocols
+from mailstate.server.read import parse_protocols
 from tests.integration.mail import (
     WELCOME_SUBJECT,
     LoginFailed,

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from mailstate import Invalid, Manager
 from mailstate.apply import Applied
 from mailstate.cli import main
-from mailstate.desired import Desired
-from mailstate.reconcile import Prepared
+from mailstate.config.desired import Desired
+from mailstate.engine.prepare import Prepared
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "monsite.be.yaml"

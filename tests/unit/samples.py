@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailstate.state import Domain, Mailbox, ServerState
+from mailstate.model.state import Domain, Mailbox, ServerState
 
 # The hash of "Monsite-Example-1" (argon2id, Dovecot's default parameters).
 HASH = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$N4YQIqT0fi9lTMmZ8x6DcA"

@@ -11,7 +11,7 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
-from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState, Vacation
 
 MiB = 1024 * 1024
 

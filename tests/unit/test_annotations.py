@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailstate.annotations import github, plain
-from mailstate.load import Issue
+from mailstate.cli.annotations import github, plain
+from mailstate.config.yaml_reader import Issue
 
 
 def test_github_workflow_commands_escape_the_customer_text() -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from mailstate.apply import apply_server
+from mailstate.engine.retention import keep
 from mailstate.plan import FileAction
-from mailstate.retention import keep
-from mailstate.transport.base import TransportError
-from mailstate.transport.local import LocalTransport
+from mailstate.server.local import LocalTransport
+from mailstate.server.transport import TransportError
 
 from .conftest import EXAMPLE, LocalServer
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from mailstate.cli import main
-from mailstate.routing import explain, route_changes, routes
-from mailstate.state import Domain, Greylisting, ServerState, Vacation
+from mailstate.model.routing import explain, route_changes, routes
+from mailstate.model.state import Domain, Greylisting, ServerState, Vacation
 
 from .conftest import EXAMPLE
 from .test_plan import mailbox

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from mailstate.apply import apply_server, build_stage, recover_server, run_id
-from mailstate.transport.base import TransportError, script
+from mailstate.files.programs import script
+from mailstate.server.transport import TransportError
 
 from .conftest import EXAMPLE, LocalServer
 

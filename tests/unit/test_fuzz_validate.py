@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailstate.cli import main
-from mailstate.load import Issue, read_yaml
-from mailstate.passwords import verify_password
-from mailstate.validate import run
+from mailstate.config.validation import run
+from mailstate.config.yaml_reader import Issue, read_yaml
+from mailstate.model.passwords import verify_password
 
 from .samples import MINIMAL
 

@@ -94,7 +94,7 @@ def test_validate_refuses_what_render_refuses(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever slips past the schema and the rules, render's own refusal (the last check
     before a server) makes `validate` fail too, not only `apply`."""
-    import mailstate.render
+    import mailstate.files.render
 
     path = tmp_path / "monsite.be.yaml"
     path.write_text(MINIMAL)
@@ -104,7 +104,7 @@ def test_validate_refuses_what_render_refuses(tmp_path: Path,
     def refuse(*args: object, **kwargs: object) -> None:
         raise ValueError("cannot be a passwd-file password hash (value not shown)")
 
-    monkeypatch.setattr(mailstate.render, "render", refuse)
+    monkeypatch.setattr(mailstate.files.render, "render", refuse)
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 1
     assert "apply would refuse these files: cannot be a passwd-file password hash" in \

@@ -16,10 +16,10 @@ import pytest
 from passlib.hash import md5_crypt, sha512_crypt
 from ruamel.yaml import YAML
 
-from mailstate.adopt import autoreply
-from mailstate.adopt.virtualmin_files import parse_repquota, split_values
-from mailstate.render import alias_entries
-from mailstate.state import ServerState
+from mailstate.files.render import alias_entries
+from mailstate.importer.virtualmin import autoreply
+from mailstate.importer.virtualmin.files import parse_repquota, split_values
+from mailstate.model.state import ServerState
 from tests.testhost import virtualmin as vm
 from tests.unit.conftest import LocalServer
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailstate.cli import main
-from mailstate.load import MAX_FILE_BYTES
+from mailstate.config.yaml_reader import MAX_FILE_BYTES
 
 from .samples import MINIMAL as ADMIN
 

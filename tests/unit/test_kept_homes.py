@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mailstate.layout import Facts, KeptHome, Layout
-from mailstate.parse import parse
-from mailstate.render import render
+from mailstate.files.parse import parse
+from mailstate.files.render import render
+from mailstate.model.layout import Facts, KeptHome, Layout
 from tests.unit.samples import HASH, mailbox, one_domain
 
 KEPT = KeptHome(domain="x.be", home="/home/x/homes/jo", uid=1001, gid=1002)

@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from mailstate import Manager
 from mailstate.cli import main
-from mailstate.progress import NORMAL, View
-from mailstate.transport.local import LocalTransport
+from mailstate.cli.progress import NORMAL, View
+from mailstate.server.local import LocalTransport
+from mailstate.views.text import render_text
 
 from .conftest import REPO
 
@@ -68,7 +69,7 @@ def test_a_library_user_plans_and_applies_in_a_few_lines(tmp_path: Path) -> None
     write(repo, "beta.be", "mx2", ["beta"])
 
     with Manager(repo) as manager, manager.plan() as fleet:
-        assert "+ mailbox alpha" in fleet.plan.to_text()
+        assert "+ mailbox alpha" in render_text(fleet.plan)
         manager.apply(fleet)
         assert fleet.ok, fleet.errors
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from mailstate.cli import main
-from mailstate.layout import Facts
-from mailstate.notice import notice_text
-from mailstate.state import Domain
+from mailstate.files.notice import notice_text
+from mailstate.model.layout import Facts
+from mailstate.model.state import Domain
 
 from .conftest import REPO
 

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailstate.layout import Facts, Layout
-from mailstate.parse import managed_paths, parse
-from mailstate.render import render
-from mailstate.state import Greylisting, ServerState, Vacation
+from mailstate.files.parse import parse
+from mailstate.files.paths import managed_paths
+from mailstate.files.render import render
+from mailstate.model.layout import Facts, Layout
+from mailstate.model.state import Greylisting, ServerState, Vacation
 
 from .samples import mailbox, one_domain
 from .strategies import server_states

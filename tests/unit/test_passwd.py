@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from mailstate.cli import main
-from mailstate.passwd import EditError, read_new_password, set_password, weakness
-from mailstate.passwords import verify_password
-from mailstate.validate import run as validate_run
+from mailstate.config.password_edit import EditError, read_new_password, set_password, weakness
+from mailstate.config.validation import run as validate_run
+from mailstate.model.passwords import verify_password
 
 from .conftest import EXAMPLE
 

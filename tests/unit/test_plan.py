@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState, Vacation
 from mailstate.plan import Change, FieldChange, FileAction, Plan, ServerPlan, diff_states
-from mailstate.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.views.json import load_plan, render_json
+from mailstate.views.markdown import render_markdown
+from mailstate.views.text import plan_summary, render_text
 
 from .conftest import REPO, LocalServer
 from .test_plan_json import validate_plan_json
@@ -84,10 +87,10 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
     for text in outputs.values():
         for part in HASH_PARTS:
             assert part not in text
-    plan = Plan.from_json(outputs["plan.json"])
-    assert normalise(plan.to_json(), server) == outputs["plan.json"]
-    assert normalise(plan.to_text(), server) == outputs["plan.txt"]
-    assert normalise(plan.to_markdown(), server) == outputs["plan.md"]
+    plan = load_plan(outputs["plan.json"])
+    assert normalise(render_json(plan), server) == outputs["plan.json"]
+    assert normalise(render_text(plan), server) == outputs["plan.txt"]
+    assert normalise(render_markdown(plan), server) == outputs["plan.md"]
 
     code = 2 if plan.has_changes else 0
     assert server.cli("plan", str(path), "--detailed-exitcode").exit_code == code
@@ -142,7 +145,7 @@ def two_servers() -> Plan:
 
 
 def test_markdown_opens_with_the_summary_then_a_collapsed_section_per_domain() -> None:
-    md = two_servers().to_markdown()
+    md = render_markdown(two_servers())
     assert md.startswith("### mailstate plan: 2 to add, 1 to change, 0 to remove\n")
     head, rest = md.split("<details>", 1)
     assert "| `maximusconfessor` | `ssh://root@maximusconfessor` | 0 | 1 | 0 | 1 | dovecot |" \
@@ -160,18 +163,18 @@ def test_markdown_opens_with_the_summary_then_a_collapsed_section_per_domain() -
 def test_markdown_puts_warnings_first_and_names_welcome_mails() -> None:
     plan = two_servers()
     plan.servers[0].drift = ["/etc/dovecot/mailstate/passwd"]
-    md = plan.to_markdown()
+    md = render_markdown(plan)
     warning = md.index("> :warning: maximusconfessor: drift: `/etc/dovecot/mailstate/passwd` was "
                        "edited by hand since the last apply")
     assert warning < md.index("<details>")
     assert "\nWelcome mail to (1): sales.\n" in md
-    assert "\n  welcome mail to 1: sales\n" in plan.to_text()
+    assert "\n  welcome mail to 1: sales\n" in render_text(plan)
 
 
 def test_markdown_escapes_customer_text() -> None:
     note = "**bold** [x](https://evil.example) <img src=x> | @team\nnext"
     change = Change("add", "mailbox", "info", "monsite.be", note=note)
-    md = Plan([ServerPlan("s", "local:DIR", [change])]).to_markdown()
+    md = render_markdown(Plan([ServerPlan("s", "local:DIR", [change])]))
     row = next(line for line in md.splitlines() if line.startswith("| + |"))
     assert row == ("| + | mailbox `info` | `**bold** [x](https://evil.example) <img src=x> \\| "
                    "@team next` |")
@@ -186,7 +189,7 @@ HOSTILE_TEXT = ["![x](//attacker.example/t.png)", "<img src=x onerror=alert(1)>"
 def test_customer_text_is_one_inert_code_span(text: str) -> None:
     """Everything GitHub would turn into markup, a link or a mention is inside a code span:
     a fence longer than any backtick run inside, no line break, '|' escaped for the table."""
-    from mailstate.formats.markdown import escape_md
+    from mailstate.views.escape import escape_md
 
     out = escape_md(text)
     fence = re.match(r"`+", out).group()  # type: ignore[union-attr]
@@ -201,7 +204,7 @@ def test_markdown_view_sets_a_hostile_real_name_and_subject_in_code() -> None:
     old = mailbox()
     new = mailbox(name="![x](//attacker.example/t.png) @org/admins <img src=x>",
                   vacation=Vacation(subject="[win](https://attacker.example)", message="m"))
-    md = Plan([ServerPlan("s", "local:DIR", diff_states(state(old), state(new)))]).to_markdown()
+    md = render_markdown(Plan([ServerPlan("s", "local:DIR", diff_states(state(old), state(new)))]))
     row = next(line for line in md.splitlines() if line.startswith("| ~ |"))
     assert "`Info` → `![x](//attacker.example/t.png) @org/admins <img src=x>`" in row
     outside = re.sub(r"`[^`]*`", "", row)
@@ -210,7 +213,7 @@ def test_markdown_view_sets_a_hostile_real_name_and_subject_in_code() -> None:
 
 
 def test_hashes_are_masked_on_any_line_of_any_view() -> None:
-    from mailstate.passwords import mask_hashes
+    from mailstate.model.passwords import mask_hashes
 
     hashed = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$N4YQIqT0fi9lTMmZ8x6DcA$u81pxxOgnS3a2Iy3"
               "reMdzs6WvFe2b2v9ohpBpW+qOM4")
@@ -218,7 +221,7 @@ def test_hashes_are_masked_on_any_line_of_any_view() -> None:
     assert mask_hashes(warning) == ("/etc/x:3: not understood: <hash>:5000:5000::/root:: and "
                                     "<hash>")
     plan = Plan([ServerPlan("s", "local:DIR", warnings=[warning])])
-    for view in (plan.to_text(), plan.to_markdown()):
+    for view in (render_text(plan), render_markdown(plan)):
         assert "argon2id" not in view and "N4YQ" not in view and "rounds=" not in view, view
 
 
@@ -227,9 +230,10 @@ def test_json_round_trips() -> None:
     plan.servers[0].drift = ["/etc/dovecot/mailstate/passwd"]
     plan.servers[0].warnings = ["a warning"]
     plan.servers[0].live_fingerprint = "a" * 64
-    again = Plan.from_json(plan.to_json())
+    again = load_plan(render_json(plan))
     assert again == plan
-    assert again.to_text() == plan.to_text() and again.to_markdown() == plan.to_markdown()
+    assert render_text(again) == render_text(plan)
+    assert render_markdown(again) == render_markdown(plan)
 
 
 def test_greylisting_settings_show_units_and_round_trip_through_json() -> None:
@@ -237,12 +241,12 @@ def test_greylisting_settings_show_units_and_round_trip_through_json() -> None:
     new = ServerState(greylisting=Greylisting(delay=1800, max_age=60,
                                               whitelist_clients=("192.0.2.0/24",)))
     plan = Plan([ServerPlan("s", "local:DIR", diff_states(old, new))])
-    text = plan.to_text()
+    text = render_text(plan)
     assert "~ greylisting settings postgrey\n" in text
     for line in ("enabled: no -> yes", "delay: 5m -> 30m", "max_age: 35d -> 60d",
                  "whitelist_clients: (none) -> 192.0.2.0/24"):
         assert f"      {line}\n" in text, line
-    assert Plan.from_json(plan.to_json()) == plan
+    assert load_plan(render_json(plan)) == plan
 
 
 def test_no_hash_in_any_view() -> None:
@@ -251,8 +255,8 @@ def test_no_hash_in_any_view() -> None:
                               [FieldChange("password", "(hash)", "(new hash)")])]
     plan = Plan([ServerPlan("s", "local:DIR", changes)])
     added = Plan([ServerPlan("s", "local:DIR", diff_states(ServerState(), state(mailbox())))])
-    for view in (plan.to_text(), plan.to_markdown(), plan.to_json(),
-                 added.to_text(), added.to_markdown(), added.to_json()):
+    for view in (render_text(plan), render_markdown(plan), render_json(plan),
+                 render_text(added), render_markdown(added), render_json(added)):
         assert HASH not in view and OTHER not in view
         assert "$argon2id$" not in view and "$2y$" not in view
 
@@ -284,14 +288,14 @@ def test_a_reordered_state_is_no_change() -> None:
 
 
 def test_summary_lines() -> None:
-    assert Plan([ServerPlan("s", "t")]).summary() == \
+    assert plan_summary(Plan([ServerPlan("s", "t")])) == \
         "No changes. The servers match the domain files."
     layout_only = Plan([ServerPlan("s", "t", files=[FileAction("/f", "write", "postfix",
                                                                "changed")])])
     assert layout_only.has_changes
-    assert layout_only.summary() == ("Plan: 0 to add, 0 to change, 0 to remove. "
+    assert plan_summary(layout_only) == ("Plan: 0 to add, 0 to change, 0 to remove. "
                                      "(Only file layout differs; the state is the same.)")
-    assert "no changes" in Plan([ServerPlan("s", "t")]).to_text()
+    assert "no changes" in render_text(Plan([ServerPlan("s", "t")]))
 
 
 @pytest.mark.parametrize("text", ["[]", "{}", '{"format": 2, "servers": []}', '{"format": 1}',
@@ -300,7 +304,7 @@ def test_summary_lines() -> None:
                                   '"nonsense": 1}]}'])
 def test_from_json_refuses_what_is_not_a_plan(text: str) -> None:
     with pytest.raises(ValueError, match="plan file"):
-        Plan.from_json(text)
+        load_plan(text)
 
 
 def big_plan(domains: int = 100, mailboxes: int = 100) -> Plan:
@@ -317,9 +321,9 @@ def big_plan(domains: int = 100, mailboxes: int = 100) -> Plan:
 
 def test_markdown_of_a_huge_plan_stays_under_the_budget_and_counts_what_it_cannot_list() -> None:
     plan = big_plan()
-    md = plan.to_markdown("the artefact plan.txt of this job")
+    md = render_markdown(plan, "the artefact plan.txt of this job")
     assert len(md) < 65_000
-    assert len(plan.to_text()) > 800_000  # the full plan is far larger
+    assert len(render_text(plan)) > 800_000  # the full plan is far larger
     assert md.startswith("### mailstate plan: 10100 to add, 0 to change, 0 to remove\n")
     assert max(map(len, md.splitlines())) < 2_000  # nothing like one 100 KB line
     assert md.count("<details>") == 100  # every domain has its section
@@ -330,12 +334,12 @@ def test_markdown_of_a_huge_plan_stays_under_the_budget_and_counts_what_it_canno
     assert "left out" not in note
     assert note.endswith("The full plan: the artefact plan.txt of this job.")
     assert md.endswith("Plan: 10100 to add, 0 to change, 0 to remove.\n")
-    text = plan.to_text()
+    text = render_text(plan)
     assert max(map(len, text.splitlines())) <= 200  # the welcome list is wrapped
 
 
 def test_markdown_of_a_plan_of_thousands_of_domains_names_what_it_left_out() -> None:
-    md = big_plan(2000, 2).to_markdown()
+    md = render_markdown(big_plan(2000, 2))
     assert len(md) < 65_000
     note = next(line for line in md.splitlines() if "too long for one comment" in line)
     shown = md.count("<details>")
@@ -346,6 +350,6 @@ def test_markdown_of_a_plan_of_thousands_of_domains_names_what_it_left_out() -> 
 
 
 def test_markdown_of_a_small_plan_leaves_nothing_out() -> None:
-    md = big_plan(3, 5).to_markdown()
+    md = render_markdown(big_plan(3, 5))
     assert "too long" not in md and md.count("<details>") == 3
     assert md.count("| + | mailbox `") == 15

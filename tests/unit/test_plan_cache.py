@@ -1,4 +1,4 @@
-"""The plan cache (``mailstate.plan_cache``): a plan of files and servers that did not change
+"""The plan cache (``mailstate.guards.plan_cache``): a plan of files and servers that did not change
 is served without loading the repository, and is the very plan a full load makes; anything
 that changes, on either side, makes a full plan again."""
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mailstate import Manager, plan_cache
+from mailstate import Manager
+from mailstate.guards import plan_cache
+from mailstate.views.json import render_json
 
 from .test_manager import cli, fleet_repo, write
 
@@ -25,7 +27,7 @@ def plan_json(repo: Path, cache: bool = True) -> tuple[str, bool]:
     manager.check()
     with manager.plan() as fleet:
         assert fleet.ok, fleet.errors
-        return fleet.plan.to_json(), manager.loaded
+        return render_json(fleet.plan), manager.loaded
 
 
 @pytest.fixture
@@ -223,9 +225,9 @@ def test_a_stray_file_with_an_odd_name_is_not_taken_for_a_match(applied: Path) -
 
 def test_a_server_that_sends_every_file_anyway_gives_the_same_plan(applied: Path) -> None:
     """The read-only key's program ignores what the client expects and sends everything."""
-    from mailstate.layout import Facts
-    from mailstate.reconcile import prepare_unchanged
-    from mailstate.transport.base import read_snapshot
+    from mailstate.engine.prepare import prepare_unchanged
+    from mailstate.model.layout import Facts
+    from mailstate.server.read import read_snapshot
 
     fleet, prepared = _warm_prepared(applied)
     with fleet:

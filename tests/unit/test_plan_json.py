@@ -13,8 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mailstate.plan import FORMAT, Plan, ServerPlan, diff_states
-from mailstate.state import Domain, Greylisting, ServerState, Vacation
+from mailstate.model.state import Domain, Greylisting, ServerState, Vacation
+from mailstate.plan import Plan, ServerPlan, diff_states
+from mailstate.views.json import FORMAT, render_json
 
 from .conftest import REPO
 
@@ -46,7 +47,7 @@ def every_kind() -> Plan:
             "new": mailbox("new", vacation=vacation, addresses=("contact@monsite.be",))},
             aliases={"x@monsite.be": ("c@gmail.com",), "z@monsite.be": ("d@gmail.com",)}),
         "added.be": Domain(name="added.be")})
-    from mailstate.routing import route_changes
+    from mailstate.model.routing import route_changes
 
     server = ServerPlan("s", "ssh://root@s", diff_states(before, after),
                         routing=route_changes(before, after), welcome=["new"],
@@ -56,7 +57,7 @@ def every_kind() -> Plan:
 
 def test_a_plan_of_every_kind_of_change_matches_the_schema() -> None:
     plan = every_kind()
-    data = validate_plan_json(plan.to_json())
+    data = validate_plan_json(render_json(plan))
     kinds = {(c["action"], c["kind"]) for c in data["servers"][0]["changes"]}
     assert {("add", "mailbox"), ("remove", "mailbox"), ("change", "mailbox"), ("add", "alias"),
             ("remove", "alias"), ("change", "alias"), ("add", "domain"), ("remove", "domain"),
@@ -67,7 +68,7 @@ def test_a_plan_of_every_kind_of_change_matches_the_schema() -> None:
 
 
 def test_an_added_mailbox_carries_its_fields_as_data() -> None:
-    data = json.loads(every_kind().to_json())
+    data = json.loads(render_json(every_kind()))
     [new] = [c for c in data["servers"][0]["changes"] if c["name"] == "new"]
     fields = {f["field"]: f["new"] for f in new["fields"]}
     assert fields["quota"] == "3G" and fields["addresses"] == ["contact@monsite.be"]
@@ -80,7 +81,7 @@ def test_an_added_mailbox_carries_its_fields_as_data() -> None:
 def test_a_huge_plan_matches_the_schema() -> None:
     from .test_plan import big_plan
 
-    validate_plan_json(big_plan(20, 50).to_json())
+    validate_plan_json(render_json(big_plan(20, 50)))
 
 
 @pytest.mark.parametrize("damage", [
@@ -93,7 +94,7 @@ def test_a_huge_plan_matches_the_schema() -> None:
                    c["action"] == "add")["fields"].pop(0),
 ])
 def test_the_schema_refuses_what_mailstate_does_not_write(damage) -> None:  # type: ignore[no-untyped-def]
-    data = json.loads(every_kind().to_json())
+    data = json.loads(render_json(every_kind()))
     damage(data)
     assert list(VALIDATOR.iter_errors(data))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstate.validate import run
+from mailstate.config.validation import run
 
 from .samples import HASH
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailstate.apply import PROBE_MAX, probe_logins
-from mailstate.state import Vacation
+from mailstate.model.state import Vacation
 
 from .samples import mailbox, one_domain
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from mailstate.transport.base import _usage
+from mailstate.server.read import _usage
 from tests.testhost import virtualmin as vm
 from tests.unit.conftest import LocalServer
 from tests.unit.test_import_virtualmin import _import

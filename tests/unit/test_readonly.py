@@ -19,12 +19,13 @@ from click.testing import CliRunner
 
 from mailstate.apply import apply_server
 from mailstate.cli import main
-from mailstate.layout import Layout
+from mailstate.config.validation import run as validate_run
+from mailstate.engine.prepare import prepare
+from mailstate.files.programs import authorized_keys_line, program_path
+from mailstate.model.layout import Layout
 from mailstate.plan import Plan
-from mailstate.readonly import authorized_keys_line, program_path
-from mailstate.reconcile import prepare
-from mailstate.transport.base import Result, TransportError, sh_command
-from mailstate.validate import run as validate_run
+from mailstate.server.transport import Result, TransportError, sh_command
+from mailstate.views.text import render_text
 
 from .conftest import EXAMPLE, LocalServer
 
@@ -78,8 +79,8 @@ def test_a_plan_through_the_read_program_equals_a_normal_plan(server: LocalServe
     forced = prepare(desired, "maximusconfessor", ForcedCommand(server.root))
     assert forced.plan.changes == normal.plan.changes and forced.plan.changes
     assert forced.plan.live_fingerprint == normal.plan.live_fingerprint
-    assert Plan([forced.plan]).to_text().replace("forced:", "local:") == \
-        Plan([normal.plan]).to_text()
+    assert render_text(Plan([forced.plan])).replace("forced:", "local:") == \
+        render_text(Plan([normal.plan]))
 
     before = server.contents()
     with pytest.raises(TransportError, match="this SSH key may only read"):

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-import mailstate.parse
-from mailstate.parse import parse as real_parse
+import mailstate.files.parse
+from mailstate.files.parse import parse as real_parse
 from tests.unit.conftest import LocalServer
 
 
@@ -35,7 +35,7 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(mailstate.parse, "parse", counting)  # reconcile imports it per call
+    monkeypatch.setattr(mailstate.files.parse, "parse", counting)  # reconcile imports it per call
     return calls
 
 

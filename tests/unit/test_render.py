@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailstate.layout import MANAGED_HEADER, Facts, Layout, Rendered
-from mailstate.render import render, render_welcome, welcome_recipient
-from mailstate.state import Greylisting, ServerState, Vacation
-from mailstate.transport.base import parse_protocols
-from mailstate.values import check_name
+from mailstate.files.render import render, render_welcome, welcome_recipient
+from mailstate.model.layout import MANAGED_HEADER, Facts, Layout, Rendered
+from mailstate.model.state import Greylisting, ServerState, Vacation
+from mailstate.model.values import check_name
+from mailstate.server.read import parse_protocols
 
 from .samples import mailbox, one_domain
 from .strategies import server_states

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from mailstate.apply import generation_id
-from mailstate.retention import keep, prune
+from mailstate.engine.retention import keep, prune
 
 
 def gen(day: str, time: str = "120000", micro: int = 0) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mailstate.generations import when
+from mailstate.engine.generations import when
 from tests.unit.conftest import LocalServer
 
 PASSWD = "etc/dovecot/mailstate/passwd"

@@ -7,11 +7,11 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailstate.formats.lines import split_lines
-from mailstate.layout import Facts, Layout
-from mailstate.parse import parse
-from mailstate.render import render
-from mailstate.state import ServerState
+from mailstate.files.formats.lines import split_lines
+from mailstate.files.parse import parse
+from mailstate.files.render import render
+from mailstate.model.layout import Facts, Layout
+from mailstate.model.state import ServerState
 
 from .strategies import server_states
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailstate.cli import main
-from mailstate.load import read_yaml
+from mailstate.config.yaml_reader import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailstate.transport.base import TransportError
-from mailstate.transport.ssh import SSHTransport, _Hop, load_config
+from mailstate.server.ssh import SSHTransport, _Hop, load_config
+from mailstate.server.transport import TransportError
 
 
 def test_an_alias_resolves_as_ssh_would(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import hashlib
 import pytest
 
 from mailstate.apply import build_stage, run_id
-from mailstate.transport.base import Result, script
+from mailstate.files.programs import script
+from mailstate.server.transport import Result
 
 from .conftest import LocalServer
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mailstate.load import MAX_FILE_BYTES, MAX_REPORTED
-from mailstate.validate import run
+from mailstate.config.validation import run
+from mailstate.config.yaml_reader import MAX_FILE_BYTES, MAX_REPORTED
 
 from .samples import MINIMAL
 

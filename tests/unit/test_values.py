@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailstate import values as v
+from mailstate.model import values as v
 
 K, M, G, T = 1024, 1024**2, 1024**3, 1024**4
 

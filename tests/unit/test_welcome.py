@@ -1,4 +1,4 @@
-"""The fast welcome mail (mailstate.welcome) reads exactly like render_welcome's: same headers
+"""The fast welcome mail (mailstate.files.welcome) reads exactly like render_welcome's: same headers
 (the Message-ID and the transfer encoding aside), same text, one recipient; names it cannot
 write plainly go the slow way, and hostile ones still name no other recipient."""
 
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailstate.render import render_welcome
-from mailstate.state import Mailbox
-from mailstate.values import check_name
-from mailstate.welcome import plain_headers, welcome_mail
+from mailstate.files.render import render_welcome
+from mailstate.files.welcome import plain_headers, welcome_mail
+from mailstate.model.state import Mailbox
+from mailstate.model.values import check_name
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 PROTOCOLS = [("imap",), ("imap", "lmtp", "pop3"), ("lmtp",)]

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from mailstate.load import Problems, has_c_parser, read_yaml
+from mailstate.config.yaml_reader import Problems, has_c_parser, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from mailstate.adopt import yamlout
+from mailstate.importer import yaml_writer as yamlout
 
 TRICKY = ["yes", "No", "on", "null", "~", "1.5", "1e3", "0x1F", "0o17", "12:30", "2026-01-01",
           " lead", "trail ", "a: b", "a #b", "{x}", "[x]", "*a", "&a", "!t", "%x", "@x", "`x",

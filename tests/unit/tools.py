@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstate.layout import Layout, Rendered
+from mailstate.model.layout import Layout, Rendered
 
 STOCK_DOVECOT = Path("/etc/dovecot")
 

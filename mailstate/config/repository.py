@@ -1,0 +1,177 @@
+"""Finding and loading what a run works on: the repository config and its domain files.
+
+``mailstate validate`` with no argument finds ``mailstate.yaml`` in the current directory or a
+parent; with a directory it uses that directory's config (or treats it as a folder of domain
+files); with a domain file alone it needs nothing else (built-in plans, the file's own account
+and plan), so that ``mailstate validate examples/monsite.be.yaml`` just works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailstate.model.diagnostics import Issue, Problems
+
+if TYPE_CHECKING:  # the YAML reader and the schema load only when files are read
+    from mailstate.config.yaml_reader import Document
+    from mailstate.schema import Config, DomainFile
+
+CONFIG_NAME = "mailstate.yaml"
+
+
+@dataclass
+class Repository:
+    """A config plus the domain files it governs."""
+
+    config: Config
+    config_doc: Document | None
+    root: Path  # relative paths in the config are relative to this directory
+    domains: list[tuple[Document, DomainFile]] = field(default_factory=list)
+    selected: set[str] = field(default_factory=set)  # domain names the user asked for
+    config_failed: bool = False  # mailstate.yaml has errors: cross-file rules would mislead
+    folders: dict[str, str] = field(default_factory=dict)  # doc path -> domains/<account>/
+    changed: set[str] | None = None  # doc paths new or changed since --base (None: unknown)
+
+    def is_changed(self, doc: Document) -> bool:
+        """Whether a file is part of the change under review (every file when unknown)."""
+        return self.changed is None or doc.path in self.changed
+
+    @property
+    def standalone(self) -> bool:
+        return self.config_doc is None
+
+
+def find_config(start: Path) -> Path | None:
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _renamed(issues: list[Issue], path: Path) -> list[Issue]:
+    return [replace(i, path=_relative(path)) for i in issues]
+
+
+def load_config(path: Path, issues: list[Issue]) -> Config:
+    """Just the config (its defaults where it has errors, which land in `issues`)."""
+    return _load_config(path, issues)[0]
+
+
+def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
+    from mailstate.config.yaml_reader import MAX_CONFIG_BYTES, read_yaml, validate
+    from mailstate.schema import Config
+
+    try:
+        doc = read_yaml(path, None, max_bytes=MAX_CONFIG_BYTES)
+    except Problems as exc:
+        issues.extend(_renamed(exc.issues, path))
+        return Config(), None
+    doc.path = _relative(path)
+    config, found = validate(doc, Config)
+    issues.extend(found)
+    return (config or Config()), doc
+
+
+def domain_files(folder: Path, nested: bool = False) -> list[Path]:
+    """Domain files of a folder; with `nested`, also of its subfolders one level down (the
+    layout ``domains/<account>/<domain>.yaml`` that lets code owners give each customer only
+    its own folder)."""
+    found = [p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and
+             p.name != CONFIG_NAME and p.is_file()]
+    if nested:
+        found += [p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
+                  for p in domain_files(sub)]
+    return sorted(found)
+
+
+def locate(paths: list[str]) -> tuple[Path | None, list[Path]]:
+    """The mailstate.yaml and the explicitly named domain files of a run's paths (see the
+    module docstring); raises Problems for a path that does not exist or no config at all."""
+    issues: list[Issue] = []
+    config_path: Path | None = None
+    explicit: list[Path] = []
+    if not paths:
+        config_path = find_config(Path.cwd())
+        if config_path is None:
+            raise Problems([Issue(".", None, None,
+                                  f"no {CONFIG_NAME} here or in a parent directory; give a "
+                                  "domain file or a directory, e.g. "
+                                  "`mailstate validate examples/monsite.be.yaml`")])
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            issues.append(Issue(raw, None, None, "no such file or directory"))
+        elif path.is_dir():
+            if (path / CONFIG_NAME).is_file():
+                config_path = path / CONFIG_NAME
+            else:
+                explicit.extend(domain_files(path))
+        elif path.name == CONFIG_NAME:
+            config_path = path
+        else:
+            explicit.append(path)
+    if config_path is None and explicit:
+        config_path = find_config(explicit[0].resolve().parent)
+    if issues:
+        raise Problems(issues)
+    return config_path, explicit
+
+
+def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
+    """Load config and domain files for the given paths (see module docstring)."""
+    from mailstate.config.yaml_reader import read_yaml, validate
+    from mailstate.schema import Config, DomainFile
+
+    issues: list[Issue] = []
+    config_path, explicit = locate(paths)
+    if config_path is not None:
+        config, config_doc = _load_config(config_path, issues)
+        config_failed = bool(issues)
+        root = config_path.resolve().parent
+        folder = root / config.domains
+        files = domain_files(folder, nested=True) if folder.is_dir() else []
+        if config_doc is not None and not folder.is_dir():
+            issues.append(config_doc.issue(("domains",),
+                                           f"the domains directory {config.domains!r} does "
+                                           "not exist"))
+    else:
+        config, config_doc, root, files = Config(), None, Path.cwd(), []
+        config_failed = False
+
+    repo = Repository(config, config_doc, root, config_failed=config_failed)
+    seen: set[Path] = set()
+    for path in [*explicit, *files]:
+        if path.is_symlink() or path.parent.is_symlink():
+            # a link could make validate read (and quote in its errors) a file outside the
+            # repository, or another account's file under this account's name
+            issues.append(Issue(_relative(path), None, None, "a symbolic link; a domain file "
+                                "must be a regular file in its folder"))
+            continue
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            doc = read_yaml(path)
+        except Problems as exc:
+            issues.extend(_renamed(exc.issues, path))
+            continue
+        doc.path = _relative(path)
+        if config_path is not None and path.resolve().parent.parent == folder.resolve():
+            repo.folders[doc.path] = path.resolve().parent.name
+        model, found = validate(doc, DomainFile)
+        issues.extend(found)
+        if model is not None:
+            repo.domains.append((doc, model))
+            if path in explicit or not explicit:
+                repo.selected.add(model.domain)
+    return repo, issues

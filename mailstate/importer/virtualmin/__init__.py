@@ -1,0 +1,1 @@
+"""Adopting a server Virtualmin configured: its files read, converted into domain files."""

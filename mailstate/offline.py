@@ -1,0 +1,122 @@
+"""The library's face for what needs no server: validate, explain, passwords, the read-only
+key's line, saved plans and their views, the JSON Schemas. The command line calls these (and
+``Manager`` for servers) and nothing deeper."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailstate.config.desired import Desired
+    from mailstate.model.diagnostics import Issue
+    from mailstate.model.routing import Explanation
+    from mailstate.plan import Plan
+
+FORMATS = ("text", "markdown", "json")  # the views of a plan
+
+
+def validate(paths: list[str], *, base: str | None = None, changed_by: str | None = None,
+             renders: bool = True) -> tuple[Desired | None, list[Issue]]:
+    """Every check apply would make, without a server: (the desired state or None when
+    invalid, every problem found). `base`: blame clashes on the files changed since that git
+    revision; `changed_by`: every changed file must be a domain file of that account."""
+    from mailstate.config.validation import run
+
+    return run(paths, base=base, changed_by=changed_by, renders=renders)
+
+
+def explain(address: str, desired: Desired) -> Explanation:
+    """Where mail to `address` goes, from the domain files alone."""
+    from mailstate.model.routing import explain as explain_address
+
+    return explain_address(address, desired.servers)
+
+
+def hash_password(password: str, scheme: str) -> str:
+    """A hash for a domain file's `password:` (ValueError for a password that cannot be)."""
+    from mailstate.model.passwords import hash_password as make
+
+    return make(password, scheme)
+
+
+def set_password(path: Path, login: str, password: str, scheme: str) -> None:
+    """Write `login`'s new hash into domain file `path` in place (only that line changes);
+    raises ``EditError`` (from ``mailstate.config.password_edit``) when it cannot."""
+    from mailstate.config.password_edit import change_password
+
+    change_password(path, login, password, scheme)
+
+
+def read_key_line(public_key: str, desired: Desired | None, server: str | None) -> str:
+    """The authorized_keys line binding `public_key` to the server's read-only program, with
+    the server's layout (Debian's defaults without a repository); ValueError when the key is
+    not one or the server must be named."""
+    from mailstate.files.programs import authorized_keys_line
+    from mailstate.schema import Server
+
+    config = Server()
+    if desired is not None:
+        names = sorted(desired.servers)
+        name = server or (names[0] if len(names) == 1 else None)
+        if name is None:
+            raise ValueError(f"give --server, one of {', '.join(names)}")
+        config = desired.server_config(name)
+    return authorized_keys_line(config.layout, public_key)
+
+
+def load_plan(path: Path) -> Plan:
+    """A plan saved with ``plan --out``; ValueError (or OSError) when it is not one."""
+    from mailstate.views.json import load_plan as load
+
+    return load(path.read_text())
+
+
+def render_plan(plan: Plan, fmt: str = "text", full_plan: str | None = None) -> str:
+    """The plan as `fmt` (text, markdown or json); `full_plan` names where the full plan is
+    when a markdown comment must leave sections out."""
+    if fmt == "markdown":
+        from mailstate.views.markdown import render_markdown
+
+        return render_markdown(plan, full_plan)
+    if fmt == "json":
+        from mailstate.views.json import render_json
+
+        return render_json(plan)
+    from mailstate.views.text import render_text
+
+    return render_text(plan)
+
+
+def json_schema(which: str) -> str:
+    """The JSON Schema of a domain file (`domain`) or of mailstate.yaml (`config`)."""
+    from mailstate.schema import Config, DomainFile
+
+    model = DomainFile if which == "domain" else Config
+    return json.dumps(model.model_json_schema(by_alias=True, mode="validation"), indent=2)
+
+
+def repository_config() -> Path | None:
+    """The repository's mailstate.yaml for the working directory, if it is in one."""
+    from mailstate.config.repository import find_config
+
+    return find_config(Path.cwd())
+
+
+def repository_here() -> bool:
+    """Whether the working directory is in a repository (a mailstate.yaml at or above it)."""
+    return repository_config() is not None
+
+
+def check_checksum(expected: str, fresh: Plan, reviewed: Plan | None = None) -> str | None:
+    """None when the fresh plan is the one reviewed (its checksum is `expected`); else why
+    not, and with the `reviewed` plan which lines differ."""
+    from mailstate.guards.checksum import check_checksum as check
+    from mailstate.guards.safety import ApplyRefused
+
+    try:
+        check(expected, fresh, reviewed)
+    except ApplyRefused as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,1 @@
+"""Reaching a server: transports (a local directory, SSH) and the one read of its live files."""
