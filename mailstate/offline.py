@@ -99,7 +99,7 @@ def json_schema(which: str) -> str:
 
 def repository_config() -> Path | None:
     """The repository's mailstate.yaml for the working directory, if it is in one."""
-    from mailstate.config.repository import find_config
+    from mailstate.config.locate import find_config
 
     return find_config(Path.cwd())
 

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from mailstate.model.layout import Layout
 from mailstate.model.passwords import check_hash
 from mailstate.model.values import (
+    GIB,
     Address,
     Client,
     Date,
@@ -29,9 +30,6 @@ from mailstate.model.values import (
     duration_between,
 )
 
-GIB = 1024**3
-MIB = 1024**2
-ROLE_ALIASES = ("abuse", "hostmaster", "postmaster", "webmaster")
 PasswordHash = Annotated[str, AfterValidator(check_hash)]
 GreylistDelay = duration_between(1, 86400)
 GreylistMaxAge = duration_between(86400)
@@ -48,7 +46,7 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- plans and accounts
 
 
-class Plan(Strict):
+class HostingPlan(Strict):
     """A hosting plan (manual §4). None means unlimited."""
 
     mailboxes: int | None = Field(ge=0, description="mailboxes per account; null: unlimited")
@@ -59,10 +57,10 @@ class Plan(Strict):
                                        description="domain aliases per account; null: unlimited")
 
 
-BUILTIN_PLANS: dict[str, Plan] = {
-    "light": Plan(mailboxes=1, mail_quota="3G", domains=1, web_quota="50M"),
-    "recommended": Plan(mailboxes=10, mail_quota="30G", domains=5, web_quota="10G"),
-    "extended": Plan(mailboxes=100, mail_quota="300G", domains=15, web_quota="100G"),
+BUILTIN_PLANS: dict[str, HostingPlan] = {
+    "light": HostingPlan(mailboxes=1, mail_quota="3G", domains=1, web_quota="50M"),
+    "recommended": HostingPlan(mailboxes=10, mail_quota="30G", domains=5, web_quota="10G"),
+    "extended": HostingPlan(mailboxes=100, mail_quota="300G", domains=15, web_quota="100G"),
 }
 
 
@@ -136,8 +134,8 @@ class Config(Strict):
     """The repository config, ``mailstate.yaml``."""
 
     domains: str = Field(default="domains", description="directory of domain files")
-    plans: dict[str, Plan] = Field(default_factory=dict, description="added to or overriding "
-                                   "the built-in light/recommended/extended")
+    plans: dict[str, HostingPlan] = Field(default_factory=dict, description="added to or "
+                                          "overriding the built-in light/recommended/extended")
     accounts: dict[Login, Account] = Field(default_factory=dict,
                                            description="customers by account name")
     servers: dict[Login, Server] = Field(default_factory=dict,
@@ -148,7 +146,7 @@ class Config(Strict):
     defaults: Defaults = Field(default=Defaults(), description="values used where a domain "
                                "file says nothing")
 
-    def all_plans(self) -> dict[str, Plan]:
+    def all_plans(self) -> dict[str, HostingPlan]:
         return {**BUILTIN_PLANS, **self.plans}
 
 

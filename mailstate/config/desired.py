@@ -14,8 +14,8 @@ from mailstate.config.ownership import Ownership
 from mailstate.config.repository import Repository
 from mailstate.config.yaml_reader import Document, Issue
 from mailstate.model import state as st
-from mailstate.model.values import check_address, check_local_part
-from mailstate.schema import ROLE_ALIASES, Account, DomainFile, Plan, Server
+from mailstate.model.values import ROLE_ALIASES, check_address, check_local_part
+from mailstate.schema import Account, DomainFile, HostingPlan, Server
 
 STANDALONE_SERVER = "local"
 
@@ -40,7 +40,7 @@ class Desired:
     servers: dict[str, st.ServerState]
     inputs: list[DomainInput]
     accounts: dict[str, Account]
-    plans: dict[str, Plan]
+    plans: dict[str, HostingPlan]
     welcome: dict[str, set[str]]  # server -> logins that get a welcome mail when created
 
     def server_config(self, name: str) -> Server:

@@ -14,11 +14,10 @@ from dataclasses import replace
 
 from mailstate.config.desired import Desired, DomainInput
 from mailstate.model.diagnostics import Issue
-from mailstate.model.values import format_size
+from mailstate.model.values import MIB, format_size
 
 Rule = Callable[[Desired], Iterator[Issue]]
 RULES: list[Rule] = []
-MIB = 1024**2
 
 
 def rule(fn: Rule) -> Rule:

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailstate.config.locate import domain_files, locate
 from mailstate.model.diagnostics import Issue, Problems
 
 if TYPE_CHECKING:  # the YAML reader and the schema load only when files are read
     from mailstate.config.yaml_reader import Document
     from mailstate.schema import Config, DomainFile
-
-CONFIG_NAME = "mailstate.yaml"
-
 
 @dataclass
 class Repository:
@@ -43,14 +41,6 @@ class Repository:
         return self.config_doc is None
 
 
-def find_config(start: Path) -> Path | None:
-    for folder in [start, *start.parents]:
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _relative(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -68,7 +58,8 @@ def load_config(path: Path, issues: list[Issue]) -> Config:
 
 
 def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | None]:
-    from mailstate.config.yaml_reader import MAX_CONFIG_BYTES, read_yaml, validate
+    from mailstate.config.model_check import validate
+    from mailstate.config.yaml_reader import MAX_CONFIG_BYTES, read_yaml
     from mailstate.schema import Config
 
     try:
@@ -82,54 +73,10 @@ def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | No
     return (config or Config()), doc
 
 
-def domain_files(folder: Path, nested: bool = False) -> list[Path]:
-    """Domain files of a folder; with `nested`, also of its subfolders one level down (the
-    layout ``domains/<account>/<domain>.yaml`` that lets code owners give each customer only
-    its own folder)."""
-    found = [p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and
-             p.name != CONFIG_NAME and p.is_file()]
-    if nested:
-        found += [p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
-                  for p in domain_files(sub)]
-    return sorted(found)
-
-
-def locate(paths: list[str]) -> tuple[Path | None, list[Path]]:
-    """The mailstate.yaml and the explicitly named domain files of a run's paths (see the
-    module docstring); raises Problems for a path that does not exist or no config at all."""
-    issues: list[Issue] = []
-    config_path: Path | None = None
-    explicit: list[Path] = []
-    if not paths:
-        config_path = find_config(Path.cwd())
-        if config_path is None:
-            raise Problems([Issue(".", None, None,
-                                  f"no {CONFIG_NAME} here or in a parent directory; give a "
-                                  "domain file or a directory, e.g. "
-                                  "`mailstate validate examples/monsite.be.yaml`")])
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            issues.append(Issue(raw, None, None, "no such file or directory"))
-        elif path.is_dir():
-            if (path / CONFIG_NAME).is_file():
-                config_path = path / CONFIG_NAME
-            else:
-                explicit.extend(domain_files(path))
-        elif path.name == CONFIG_NAME:
-            config_path = path
-        else:
-            explicit.append(path)
-    if config_path is None and explicit:
-        config_path = find_config(explicit[0].resolve().parent)
-    if issues:
-        raise Problems(issues)
-    return config_path, explicit
-
-
 def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
     """Load config and domain files for the given paths (see module docstring)."""
-    from mailstate.config.yaml_reader import read_yaml, validate
+    from mailstate.config.model_check import validate
+    from mailstate.config.yaml_reader import read_yaml
     from mailstate.schema import Config, DomainFile
 
     issues: list[Issue] = []

@@ -11,7 +11,8 @@ from pathlib import Path
 from mailstate.config import changed_files as changes
 from mailstate.config import policy
 from mailstate.config.desired import Desired, build
-from mailstate.config.repository import find_config, load_repository
+from mailstate.config.locate import find_config
+from mailstate.config.repository import load_repository
 from mailstate.model.diagnostics import Issue, Problems
 
 

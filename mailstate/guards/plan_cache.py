@@ -100,7 +100,7 @@ def _file_digest(h: hashlib._Hash, path: Path) -> None:
 def record_name(paths: list[str]) -> tuple[str, Path | None] | None:
     """The record's name for these paths here, and the mailstate.yaml they use (None: the
     paths do not make a repository; the full load then says why)."""
-    from mailstate.config.repository import locate
+    from mailstate.config.locate import locate
 
     try:
         config, explicit = locate(paths)
@@ -116,7 +116,7 @@ def record_name(paths: list[str]) -> tuple[str, Path | None] | None:
 def inputs_digest(config: Path | None, domains: str | None, paths: list[str]) -> str:
     """The domain files a load reads from the config's folder `domains` (and the explicit
     ones), hashed: a file added, removed, edited or linked changes it."""
-    from mailstate.config.repository import domain_files
+    from mailstate.config.locate import domain_files
 
     h = hashlib.sha256()
     if config is not None and domains is not None:

@@ -17,8 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from mailstate.model.state import Domain, Mailbox, ServerState
-from mailstate.model.values import format_duration, format_size
-from mailstate.schema import BUILTIN_PLANS, GIB, ROLE_ALIASES
+from mailstate.model.values import GIB, ROLE_ALIASES, format_duration, format_size
+from mailstate.schema import BUILTIN_PLANS
 
 DEFAULT_QUOTA = 3 * GIB
 DEFAULT_INTERVAL = 600

@@ -14,8 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from mailstate.model.state import Domain, Mailbox, ServerState
-from mailstate.model.values import format_duration
-from mailstate.schema import ROLE_ALIASES
+from mailstate.model.values import ROLE_ALIASES, format_duration
 
 REFUSED = "refused"
 

@@ -33,6 +33,9 @@ _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIB = 1024**2
+GIB = 1024**3
+# abuse@ hostmaster@ postmaster@ webmaster@: made for every domain (the manual)
+ROLE_ALIASES = ("abuse", "hostmaster", "postmaster", "webmaster")
 MAX_SIZE = 1024**5  # 1024T: more than any disk, small enough for every daemon's counters
 
 

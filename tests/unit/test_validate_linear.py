@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mailstate.config.model_check import MAX_REPORTED
 from mailstate.config.validation import run
-from mailstate.config.yaml_reader import MAX_FILE_BYTES, MAX_REPORTED
+from mailstate.config.yaml_reader import MAX_FILE_BYTES
 
 from .samples import MINIMAL
 

@@ -24,6 +24,7 @@ from mailstate.importer.virtualmin.greylisting import greylisting
 from mailstate.model.passwords import WEAK_SCHEMES, from_shadow
 from mailstate.model.values import (
     MIB,
+    ROLE_ALIASES,
     check_address,
     check_domain,
     check_login,
@@ -31,7 +32,6 @@ from mailstate.model.values import (
     format_duration,
     format_size,
 )
-from mailstate.schema import ROLE_ALIASES
 from mailstate.server.transport import Transport
 
 _PLAN_NAME = re.compile(r"[^a-z0-9]+")
