@@ -7,7 +7,7 @@ apply refuses it without ``--force``. Servers holding few objects are exempt fro
 ``--force``: that would disable every mailbox it has. A moved domain does not count: its
 mailboxes live on, on the other server. A domain that leaves one server and
 appears on another in the same run is a move: created on the new one, disabled on the old
-one, its mail kept there until the operator moves it (README, "Moving a domain").
+one, its mail kept there until the operator moves it (docs/fleets.md, "Moving a domain").
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mailstate.plan import Action, Change, Kind, Plan, ServerPlan
 
 LOCK_TIMEOUT = 60.0  # seconds an apply waits for another one to finish
 MIN_OBJECTS = 10  # below this many mailboxes and addresses the share is not checked
-MOVE_STEPS = "README: Moving a domain"
+MOVE_STEPS = "docs/fleets.md: Moving a domain"
 
 
 class ApplyRefused(Exception):

@@ -101,7 +101,7 @@ def render_text(plan: Plan) -> str:
                    for d, where in s.moved.items() if where.startswith("to "))
     for domain, old, new in moves:
         lines.append(f"Move: {domain} from {old} to {new} (its mail stays on {old} until "
-                     "it is moved; see the README, \"Moving a domain\")")
+                     "it is moved; see docs/fleets.md, \"Moving a domain\")")
     lines += [""] if moves else []
     lines.append(plan_summary(plan))
     if plan.has_changes:

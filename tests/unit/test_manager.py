@@ -266,17 +266,3 @@ def test_progress_is_live_on_a_terminal_and_plain_when_piped(
     view("mx1", "failed", "mx1: no")
     view.stop()
     assert "\x1b[31m" not in stream.getvalue()
-
-
-def test_the_readme_library_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                         ) -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## As a library"):]
-    code = section[section.index("```python\n") + 10:section.index("```\n", 10)]
-    repo = tmp_path / "repo"
-    shutil.copytree(REPO / "examples" / "repo", repo)
-    code = code.replace("/tmp/", f"{tmp_path}/").replace('"examples/repo"', repr(str(repo)))
-    exec(compile(code, "README.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "Server gregorius" in out and out.rstrip().endswith("applied")
-    assert "bakkerij:" in (tmp_path / "gr" / PASSWD).read_text()
