@@ -18,6 +18,7 @@ from importlib.resources import files
 from typing import Protocol
 
 from ..layout import Facts, Layout
+from ..server_contract import with_table
 
 
 class TransportError(Exception):
@@ -72,8 +73,10 @@ class LineFeed:
 
 
 def script(*names: str) -> str:
-    """Server scripts (run one after the other) with ``server-lib.sh`` in front of them."""
+    """Server scripts (run one after the other) with ``server-lib.sh`` in front of them, then
+    the table of exit codes and meta/ names when they use it (server_contract)."""
     base = files("mailstate.templates")
+    names = with_table(names, [base.joinpath(n).read_text() for n in names])
     return "".join(base.joinpath(n).read_text() for n in ("server-lib.sh", *names))
 
 
