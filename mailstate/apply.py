@@ -52,7 +52,8 @@ OUTCOMES = {
     Exit.RESTORED: "a step failed after the swap; the previous files were restored",
     Exit.KILLED: "the activation was killed",
     Exit.NOT_STARTED: "the upload did not complete; nothing was changed",
-    Exit.NOT_RESTORED: "the previous files could not all be restored; the next apply finishes that"}
+    Exit.NOT_RESTORED: "the previous files could not all be restored; the next apply finishes that",
+    Exit.STOPPED: "the activation was stopped (SIGTERM); the next apply completes or undoes it"}
 STEP = "@step "  # activate.sh's progress lines: "@step checking", never shown as output
 Step = Callable[[str], None]
 
