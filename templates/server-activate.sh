@@ -48,6 +48,7 @@ MODE=$(cat "$META/$META_MODE")
 : > "$RUN/pid.$$"  # empty files (names only) need no free space
 echo $$ > "$STAGE/.pid"
 LOCKED=0
+# shellcheck disable=SC2317  # reached through the EXIT trap
 finish() {
     rc=$?
     rm -rf "$STAGE"  # holds copies of password hashes: never leave it
@@ -217,7 +218,7 @@ while sending it); it is not sent again" >&2
 welcome_all() {  # every welcome mail of the journal, in the order of welcome/envelopes
     if [ "$NOCMD" = 1 ] && [ -n "$(ls "$J/welcome" 2>/dev/null)" ]; then
         # the local target's "sending" is the line in sent.log: the copies go in one process
-        mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/" \
+        { mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/"; } \
             || say "warning: the welcome mails could not be copied to $STATE_DIR/outbox" >&2
     fi
     if [ -f "$J/welcome/envelopes" ]; then  # NAME<tab>SENDER<tab>RECIPIENT lines
@@ -328,7 +329,7 @@ LOCKED=1
 printf 'pid %s, run %s, started %s, by %s\n' $$ "$RUNID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     "$(cat "$META/$META_HOLDER")" > "$SD/lock.holder"
 for old in "$SD"/stage.*; do
-    [ -d "$old" ] && [ "$old" != "$STAGE" ] || continue
+    { [ -d "$old" ] && [ "$old" != "$STAGE" ]; } || continue
     alive "$(cat "$old/.pid" 2>/dev/null)" && continue
     rm -rf "$old" && say "removed the stage of an interrupted apply ($(basename "$old"))"
 done
@@ -357,8 +358,8 @@ if [ "$MODE" = rollback ]; then
     target=$(cat "$META/$META_ROLLBACK")
     G="$SD/generations/$target"
     [ -f "$G/$META_WRITE" ] || fail "no generation $target on this server" "$EXIT_NO_GENERATION"
-    mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
-        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J" \
+    { mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
+        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J"; } \
         || fail "cannot write the journal in $STATE_DIR; nothing was changed" "$EXIT_NOT_STORED"
     fault journal
     step restoring
@@ -421,6 +422,8 @@ else
         tick check:doveconf
         # One sievec per directory (it compiles every .sieve file in it, and names the one
         # it rejects): one process per script cost ~30 ms each, 17 s for 500 vacations.
+        # shellcheck disable=SC2013  # validated paths (no blanks); a `while read` in a pipe
+        # would run `fail` in a subshell, which would not stop this script
         for dir in $(sed 's|/[^/]*$||' "$META/$META_SIEVE" | sort -u); do
             out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$dir" 2>&1) \
                 || fail "sievec rejected a script in $dir: $out"
@@ -439,8 +442,8 @@ unkept() {
     rm -rf "$G"
     fail "cannot keep the current files as a generation ($1); nothing was changed" "$EXIT_NOT_KEPT"
 }
-mkdir -p "$G/files" && chmod 700 "$SD/generations" || unkept "cannot create $STATE_DIR/generations/$GENID"
-: > "$G/created" && : > "$G/kept" || unkept "cannot write in $STATE_DIR/generations"
+{ mkdir -p "$G/files" && chmod 700 "$SD/generations"; } || unkept "cannot create $STATE_DIR/generations/$GENID"
+{ : > "$G/created" && : > "$G/kept"; } || unkept "cannot write in $STATE_DIR/generations"
 keep() {
     if [ -e "$ROOT$1" ]; then
         mkdir -p "$G/files$(dirname "$1")" && cp -p "$ROOT$1" "$G/files$1" \
@@ -590,9 +593,10 @@ while read -r old; do
     rm -rf "$SD/generations/$old"
 done < "$META/$META_PRUNE"
 rm -rf "$STAGE"  # holds copies of password hashes; the generation keeps what is needed
+# shellcheck disable=SC2012  # sorted by time, which find cannot; run ids are [0-9A-Za-z-]
 ls -1t "$SD/runs" | tail -n +21 | while read -r old; do rm -rf "$SD/runs/$old"; done
 rm -rf "$J"
-tick done
-fault done
+tick "done"
+fault "done"
 say "generation $GENID active"
 exit 0

@@ -10,6 +10,8 @@
 # scripts do not use the table, so the read-only program (which embeds server-read.sh) does
 # not change with it.
 
+# shellcheck disable=SC2034  # the variables are used by the scripts put after this table
+
 # Exit codes (0: done). 1x: refused before anything changed; 2x: after the journal.
 EXIT_CHECK_FAILED=10    # a check failed (postmap, doveconf, sievec, the mail directory's owner)
 EXIT_NO_GENERATION=11   # rollback: the server keeps no generation of that name
@@ -37,6 +39,7 @@ META_GENERATION=generation              # the generation this apply makes (recov
 META_ROLLBACK=rollback                  # rollback: the generation to put back
 META_EXPECT=expect                      # "SHA256 PATH" (or "absent PATH") the plan saw, per file
 META_EXPECT_POSTCONF=expect_postconf    # "KEY<tab>VALUE" the plan saw, per main.cf setting
+# shellcheck disable=SC2209  # a file name, not the output of the command write
 META_WRITE=write                        # "MODE GROUP PATH" per new file (its content in files/PATH)
 META_REMOVE=remove                      # a path per file to remove
 META_POSTMAP=postmap                    # a path per new file that postmap compiles

@@ -16,7 +16,7 @@ refuse() { cat > /dev/null; say "error: $1; nothing was changed" >&2; exit "$2";
 if why=$(unsafe_dir "$STATE_DIR"); then
     refuse "refusing to use $STATE_DIR: $why" "$EXIT_UNSAFE_PATH"
 fi
-mkdir -p "$SD" && chmod 700 "$SD" || refuse "cannot create $STATE_DIR" "$EXIT_NOT_STORED"
+{ mkdir -p "$SD" && chmod 700 "$SD"; } || refuse "cannot create $STATE_DIR" "$EXIT_NOT_STORED"
 stage=$(mktemp -d "$SD/stage.XXXXXX") || refuse "cannot create a stage in $STATE_DIR" \
     "$EXIT_NOT_STORED"
 echo $$ > "$stage/.pid"
@@ -28,7 +28,8 @@ out=$(tar -xf "$stage/upload.tar" -C "$stage" 2>&1) || gone "the upload could no
 rm -f "$stage/upload.tar"
 trap '' HUP PIPE  # the upload is complete: a session that goes away now must not stop it
 RUN="$SD/runs/$RUNID"
-mkdir -p "$RUN" && basename "$stage" > "$RUN/upload" || gone "cannot record the run in $STATE_DIR/runs"
+{ mkdir -p "$RUN" && basename "$stage" > "$RUN/upload"; } \
+    || gone "cannot record the run in $STATE_DIR/runs"
 fault uploaded 2>> "$RUN/err"
 say "@step activating"  # progress for mailstate (not shown as output)
 setsid sh "$stage/activate.sh" "$RUNID" > "$RUN/out" 2>> "$RUN/err" < /dev/null &

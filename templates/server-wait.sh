@@ -43,7 +43,7 @@ done
 rc=$(outcome) && exit "$rc"
 if [ -z "$(named pid)" ]; then
     st=$(cat "$RUN/upload" 2>/dev/null)
-    case "$st" in stage.?*) rm -rf "$ROOT$1/$st" ;; esac
+    case "$st" in stage.?*) rm -rf "$ROOT$1/${st:?}" ;; esac
     say "error: activation $2 did not start; nothing was changed" >&2
     exit "$EXIT_NOT_STARTED"
 fi
