@@ -12,7 +12,7 @@
 
 # shellcheck disable=SC2034  # the variables are used by the scripts put after this table
 
-# Exit codes (0: done). 1x: refused before anything changed; 2x: after the journal.
+# Exit codes (0: done). 1x, 75 and 76: refused, nothing was changed; 2x: see each line.
 EXIT_CHECK_FAILED=10    # a check failed (postmap, doveconf, sievec, the mail directory's owner)
 EXIT_NO_GENERATION=11   # rollback: the server keeps no generation of that name
 EXIT_UNSAFE_PATH=12     # a path is a symbolic link, not the owner's or writable by others
