@@ -15,6 +15,7 @@ git archive HEAD | tar -x -C "$work/src"
 # Only what reaching the package registries needs passes in: the resolver and, where this
 # machine sets one, pip's CA bundle and index.
 cert="${PIP_CERT:-${SSL_CERT_FILE:-}}"
+# shellcheck disable=SC2016  # the script is expanded by the sh it is given to, not here
 unshare -m sh -eu -c '
     work=$1 lower=$2 cert=$3
     mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/up,workdir=$work/w" "$work/m"

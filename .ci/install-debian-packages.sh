@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages that mailstate's integration test hosts run (as root, idempotent).
+# Install the Debian packages that mailstate's integration test hosts run, and the shell linter
+# that .ci/run runs (shellcheck), as root, idempotent.
 #
 # The daemons are not configured or started on the machine itself: Postfix gets "No
 # configuration", and a policy-rc.d (created only if missing) stops apt from starting services.
@@ -7,7 +8,8 @@
 set -eu
 
 PACKAGES="postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-pop3d postgrey
-openssh-server openssh-client swaks iproute2 util-linux procps openssl cpio mmdebstrap"
+openssh-server openssh-client swaks iproute2 util-linux procps openssl cpio mmdebstrap
+shellcheck"
 
 if [ "$(id -u)" != 0 ]; then
     echo "$0: must run as root" >&2

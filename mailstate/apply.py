@@ -34,6 +34,7 @@ from mailstate.files.notice import render_notice
 from mailstate.files.programs import script
 from mailstate.files.render import login as dovecot_user
 from mailstate.files.render import welcome_recipient
+from mailstate.files.server_contract import Exit, Meta
 from mailstate.files.welcome import welcome_mail
 from mailstate.guards.safety import LOCK_TIMEOUT, ApplyRefused
 from mailstate.model.state import Mailbox, ServerState
@@ -42,16 +43,18 @@ from mailstate.server.transport import Result, TransportError
 
 RECONNECT_FOR = 120.0  # seconds a client that lost the connection tries to reach the server
 IDLE_TIMEOUT = 20.0  # seconds without a heartbeat before the connection counts as lost
-OUTCOMES = {75: "another apply holds the lock", 76: "the plan is stale",
-            10: "a check on the server failed; nothing was changed",
-            11: "no such generation; nothing was changed",
-            12: "an unsafe path on the server; nothing was changed",
-            13: "the new files could not be stored (disk full?); nothing was changed",
-            14: "the current files could not be kept (disk full?); nothing was changed",
-            20: "a step failed after the swap; the previous files were restored",
-            21: "the activation was killed",
-            22: "the upload did not complete; nothing was changed",
-            23: "the previous files could not all be restored; the next apply finishes that"}
+OUTCOMES = {
+    Exit.LOCKED: "another apply holds the lock", Exit.STALE: "the plan is stale",
+    Exit.CHECK_FAILED: "a check on the server failed; nothing was changed",
+    Exit.NO_GENERATION: "no such generation; nothing was changed",
+    Exit.UNSAFE_PATH: "an unsafe path on the server; nothing was changed",
+    Exit.NOT_STORED: "the new files could not be stored (disk full?); nothing was changed",
+    Exit.NOT_KEPT: "the current files could not be kept (disk full?); nothing was changed",
+    Exit.RESTORED: "a step failed after the swap; the previous files were restored",
+    Exit.KILLED: "the activation was killed",
+    Exit.NOT_STARTED: "the upload did not complete; nothing was changed",
+    Exit.NOT_RESTORED: "the previous files could not all be restored; the next apply finishes that",
+    Exit.STOPPED: "the activation was stopped (SIGTERM); the next apply completes or undoes it"}
 STEP = "@step "  # activate.sh's progress lines: "@step checking", never shown as output
 Step = Callable[[str], None]
 
@@ -85,9 +88,10 @@ def _holder() -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _control(mode: str, state_dir: str, lock_timeout: float) -> dict[str, bytes]:
-    return {"mode": mode.encode(), "state_dir": state_dir.encode(),
-            "lock_timeout": f"{max(lock_timeout, 0):g}".encode(), "holder": _holder().encode()}
+def _control(mode: str, state_dir: str, lock_timeout: float) -> dict[Meta, bytes]:
+    return {Meta.MODE: mode.encode(), Meta.STATE_DIR: state_dir.encode(),
+            Meta.LOCK_TIMEOUT: f"{max(lock_timeout, 0):g}".encode(),
+            Meta.HOLDER: _holder().encode()}
 
 
 def _sha(data: bytes | None) -> str:
@@ -120,30 +124,30 @@ def build_stage(prep: Prepared, state: ServerState, now: dt.datetime | None = No
     manifest = {"format": 1, "generation": gen, "files": dict(sorted(prep.wanted_hashes.items()))}
     mailboxes = state.mailboxes()
     expect, expect_postconf = expected(prep)
-    meta: dict[str, bytes] = {
+    meta: dict[Meta | str, bytes] = {
         **_control("apply", layout.state_dir, lock_timeout),
-        "db_type": prep.snapshot.facts.db_type.encode(),
-        "generation": gen.encode(),
-        "expect": _lines(expect),
-        "expect_postconf": _lines(expect_postconf),
-        "write": _lines([f"{f.mode:o} {f.group} {f.path}" for f in written]),
-        "remove": _lines(removed),
-        "postmap": _lines([f.path for f in written if f.postmap]),
-        "sieve": _lines([f.path for f in written if f.path.endswith(".sieve")]),
-        "check_dovecot": _lines([f.path for f in written if f.service == "dovecot"]),
-        "dovecot_fragment": layout.dovecot_fragment.encode(),
-        "postgrey_default": layout.postgrey_default.encode(),
-        "postconf": _lines([f"{k} = {v}" for k, v in sorted(settings.items())]),
-        "reload": _lines(plan.reloads),
-        "cmd_postfix": commands.postfix_reload.encode(),
-        "cmd_dovecot": commands.dovecot_reload.encode(),
-        "cmd_postgrey": commands.postgrey_restart.encode(),
-        "vmail": f"{layout.vmail_uid} {layout.vmail_gid} {layout.vmail_dir}".encode(),
-        "lmtp_socket": f"/var/spool/postfix/{layout.lmtp_socket}".encode(),
-        "prune": _lines(prune([*prep.snapshot.generations, gen])),
-        "probe": _lines(probe_logins(plan.welcome, mailboxes)),
-        "manifest.json": json.dumps(manifest, indent=1).encode(),
-        "state.json": json.dumps({"format": 1, "generation": gen,
+        Meta.DB_TYPE: prep.snapshot.facts.db_type.encode(),
+        Meta.GENERATION: gen.encode(),
+        Meta.EXPECT: _lines(expect),
+        Meta.EXPECT_POSTCONF: _lines(expect_postconf),
+        Meta.WRITE: _lines([f"{f.mode:o} {f.group} {f.path}" for f in written]),
+        Meta.REMOVE: _lines(removed),
+        Meta.POSTMAP: _lines([f.path for f in written if f.postmap]),
+        Meta.SIEVE: _lines([f.path for f in written if f.path.endswith(".sieve")]),
+        Meta.CHECK_DOVECOT: _lines([f.path for f in written if f.service == "dovecot"]),
+        Meta.DOVECOT_FRAGMENT: layout.dovecot_fragment.encode(),
+        Meta.POSTGREY_DEFAULT: layout.postgrey_default.encode(),
+        Meta.POSTCONF: _lines([f"{k} = {v}" for k, v in sorted(settings.items())]),
+        Meta.RELOAD: _lines(plan.reloads),
+        f"{Meta.CMD}postfix": commands.postfix_reload.encode(),
+        f"{Meta.CMD}dovecot": commands.dovecot_reload.encode(),
+        f"{Meta.CMD}postgrey": commands.postgrey_restart.encode(),
+        Meta.VMAIL: f"{layout.vmail_uid} {layout.vmail_gid} {layout.vmail_dir}".encode(),
+        Meta.LMTP_SOCKET: f"/var/spool/postfix/{layout.lmtp_socket}".encode(),
+        Meta.PRUNE: _lines(prune([*prep.snapshot.generations, gen])),
+        Meta.PROBE: _lines(probe_logins(plan.welcome, mailboxes)),
+        Meta.MANIFEST: json.dumps(manifest, indent=1).encode(),
+        Meta.STATE: json.dumps({"format": 1, "generation": gen,
                                   "state": state.model_dump(mode="json")}).encode(),
     }
     members: dict[str, tuple[bytes, int]] = {
@@ -180,11 +184,11 @@ def probe_logins(new: list[str], mailboxes: dict[str, Mailbox]) -> list[str]:
     return [dovecot_user(mailboxes[m].login) for m in chosen if m in mailboxes][:PROBE_MAX]
 
 
-def control_stage(mode: str, state_dir: str, lock_timeout: float = LOCK_TIMEOUT,
-                  **extra: str) -> bytes:
+def control_stage(mode: str, state_dir: str, lock_timeout: float = LOCK_TIMEOUT, *,
+                  db_type: str, **extra: str) -> bytes:
     """A stage that only runs the activation script: "recover", or "rollback" (a target)."""
-    meta = {**_control(mode, state_dir, lock_timeout), "db_type": extra.pop("db_type").encode(),
-            **{k: v.encode() for k, v in extra.items()}}
+    meta = {**_control(mode, state_dir, lock_timeout), Meta.DB_TYPE: db_type.encode(),
+            **{Meta(k): v.encode() for k, v in extra.items()}}
     members = {"activate.sh": (script("server-activate.sh").encode(), 0o700)}
     members.update({f"meta/{k}": (v, 0o600) for k, v in meta.items()})
     return _tar(members)
@@ -241,16 +245,16 @@ def _run_stage(prep: Prepared, tar: bytes, generation: str = "",
                                  f"itself (run {run}); plan again to see the outcome") from None
     output = [line for line in result.stdout.decode("utf-8", "replace").splitlines()
               if not line.startswith(STEP)]
-    if result.returncode == 21:  # killed without an outcome: complete or undo it right away
+    if result.returncode == Exit.KILLED:  # no outcome: complete or undo it right away
         detail = result.stderr.decode("utf-8", "replace").strip()
         try:
             settled = recover_server(prep, generation=generation)
         except TransportError as exc:
-            raise TransportError(f"{server}: failed ({OUTCOMES[21]}):\n{detail}\n"
+            raise TransportError(f"{server}: failed ({OUTCOMES[Exit.KILLED]}):\n{detail}\n"
                                  f"the next run completes or undoes it: {exc}") from None
         if any(line.startswith("completed an unfinished apply") for line in settled):
             return [*output, *settled]  # it had passed its commit mark: the apply is done
-        raise TransportError(f"{server}: failed ({OUTCOMES[21]}):\n{detail}\n"
+        raise TransportError(f"{server}: failed ({OUTCOMES[Exit.KILLED]}):\n{detail}\n"
                              + "\n".join(settled))
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip() or "\n".join(output)

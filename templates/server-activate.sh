@@ -31,7 +31,8 @@
 #   done        old generations pruned, the journal removed.
 #
 # A failure before `journal` changes nothing. A failure after it puts the kept files back,
-# reloads, and exits 20 (or 23 when even that failed: the journal stays for the next run).
+# reloads, and exits EXIT_RESTORED (or EXIT_NOT_RESTORED when even that failed: the journal
+# stays for the next run). The exit codes and the meta/ names are in server-contract.sh.
 # meta/mode "rollback" puts a kept generation back the same way; "recover" only completes or
 # undoes an unfinished journal.
 set -u
@@ -39,14 +40,15 @@ umask 022  # new directories must be traversable by the mail user (Sieve scripts
 STAGE=$(cd "$(dirname "$0")" && pwd)
 META="$STAGE/meta"
 RUNID="$1"
-STATE_DIR=$(cat "$META/state_dir")
+STATE_DIR=$(cat "$META/$META_STATE_DIR")
 SD="$ROOT$STATE_DIR"
 RUN="$SD/runs/$RUNID"
 J="$SD/journal"
-MODE=$(cat "$META/mode")
+MODE=$(cat "$META/$META_MODE")
 : > "$RUN/pid.$$"  # empty files (names only) need no free space
 echo $$ > "$STAGE/.pid"
 LOCKED=0
+# shellcheck disable=SC2317  # reached through the EXIT trap
 finish() {
     rc=$?
     rm -rf "$STAGE"  # holds copies of password hashes: never leave it
@@ -56,9 +58,9 @@ finish() {
 }
 trap finish EXIT
 trap '' HUP PIPE
-trap 'exit 143' TERM INT
+trap 'exit "$EXIT_STOPPED"' TERM INT
 
-fail() { say "error: $1" >&2; exit "${2:-10}"; }  # $1 message, $2 exit code
+fail() { say "error: $1" >&2; exit "${2:-$EXIT_CHECK_FAILED}"; }  # $1 message, $2 exit code
 skipped() { say "skipped on the local target: $*"; }
 step() { say "@step $1"; }  # progress for mailstate (not shown as output)
 # The benchmark's clock (MAILSTATE_TIMES=1, bench/steps.py): "mailstate-time STEP MS" on stderr,
@@ -73,7 +75,7 @@ tick() {
     _t=$_n
 }
 
-DBTYPE=$(cat "$META/db_type")
+DBTYPE=$(cat "$META/$META_DB_TYPE")
 case "$DBTYPE" in
     hash|btree) DBEXT=db ;;
     lmdb) DBEXT=lmdb ;;
@@ -100,7 +102,7 @@ swap() {  # $1 source, $2 live target, $3 mode, $4 group
 unprepare() {  # remove the PATH.mailstate-new of every file listed in $1/write
     while read -r _ _ path; do
         rm -f "$ROOT$path.mailstate-new" "$ROOT$path.$DBEXT.mailstate-new"
-    done < "$1/write"
+    done < "$1/$META_WRITE"
     rm -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$SD/state.json.mailstate-new" \
         "$SD/manifest.json.mailstate-new"
 }
@@ -136,13 +138,13 @@ postconf_get() {  # the value of a main.cf setting, or "absent"
     fi
 }
 wait_lmtp() {
-    socket=$(cat "$G/lmtp_socket")
+    socket=$(cat "$G/$META_LMTP_SOCKET")
     i=0
     while [ ! -S "$socket" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     [ -S "$socket" ]
 }
 reload_one() {  # $1 service; commands come from the generation G
-    cmd=$(cat "$G/cmd_$1")
+    cmd=$(cat "$G/$META_CMD$1")
     if [ "$NOCMD" = 1 ]; then skipped "reload $1 ($cmd)"; return 0; fi
     out=$(sh -c "$cmd" 9>&- < /dev/null 2>&1) || { say "$1: '$cmd' failed: $out" >&2; return 1; }
     case "$1" in
@@ -156,7 +158,7 @@ reload_one() {  # $1 service; commands come from the generation G
 }
 reload_all() {
     rc=0
-    while read -r service; do reload_one "$service" || rc=1; done < "$G/reload"
+    while read -r service; do reload_one "$service" || rc=1; done < "$G/$META_RELOAD"
     return $rc
 }
 put_record() {  # $1 source, $2 name in the state directory
@@ -169,15 +171,15 @@ restore() {  # put back the files kept in generation G; 1 when a file could not 
         if [ -f "$G/files$path" ]; then
             swap "$G/files$path" "$ROOT$path" "$mode" "$group" || rok=1
         fi
-    done < "$G/write"
+    done < "$G/$META_WRITE"
     while read -r path; do
         if [ -f "$G/files$path" ]; then swap "$G/files$path" "$ROOT$path" 0644 root || rok=1; fi
-    done < "$G/remove"
+    done < "$G/$META_REMOVE"
     while read -r path; do rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || rok=1; done < "$G/created"
     if [ "$NOCMD" != 1 ]; then
         while read -r path; do
             if [ -f "$ROOT$path" ]; then postmap "$DBTYPE:$ROOT$path" || rok=1; fi
-        done < "$G/postmap"
+        done < "$G/$META_POSTMAP"
     fi
     if [ -f "$G/postconf" ]; then postconf_set < "$G/postconf" || rok=1; fi
     if [ -s "$G/postconf_unset" ]; then xargs postconf -X < "$G/postconf_unset" || rok=1; fi
@@ -216,7 +218,7 @@ while sending it); it is not sent again" >&2
 welcome_all() {  # every welcome mail of the journal, in the order of welcome/envelopes
     if [ "$NOCMD" = 1 ] && [ -n "$(ls "$J/welcome" 2>/dev/null)" ]; then
         # the local target's "sending" is the line in sent.log: the copies go in one process
-        mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/" \
+        { mkdir -p "$SD/outbox" && cp -- "$J"/welcome/*.eml "$SD/outbox/"; } \
             || say "warning: the welcome mails could not be copied to $STATE_DIR/outbox" >&2
     fi
     if [ -f "$J/welcome/envelopes" ]; then  # NAME<tab>SENDER<tab>RECIPIENT lines
@@ -258,11 +260,13 @@ recover() {  # complete (after the commit mark) or undo (before it) an unfinishe
         rm -rf "$J"
         say "completed an unfinished $kind (it had passed its commit mark)"
     elif [ "$kind" = rollback ]; then
-        restore || fail "the unfinished rollback could not be completed; run again" 23
+        restore || fail "the unfinished rollback could not be completed; run again" \
+            "$EXIT_NOT_RESTORED"
         rm -rf "$J"
         say "completed the unfinished rollback to generation $gen"
     else
-        restore || fail "the files of an unfinished apply could not all be put back; run again" 23
+        restore || fail "the files of an unfinished apply could not all be put back; run again" \
+            "$EXIT_NOT_RESTORED"
         rm -rf "$G" "$J"
         say "undid an unfinished apply: the files before it were put back and reloaded"
     fi
@@ -270,7 +274,7 @@ recover() {  # complete (after the commit mark) or undo (before it) an unfinishe
 
 check_mail_dir() {  # the mail directory (and its domain directories) must be the mail user's
     [ "$NOCMD" = 1 ] && return 0  # the local target has no mail user
-    read -r vuid vgid vdir < "$META/vmail"
+    read -r vuid vgid vdir < "$META/$META_VMAIL"
     [ -e "$ROOT$vdir" ] || return 0  # made below, owned by the mail user
     [ -d "$ROOT$vdir" ] || fail "the mail directory $vdir is not a directory; nothing was changed"
     bad=$(find "$ROOT$vdir" -maxdepth 1 -type d \
@@ -282,7 +286,7 @@ or Dovecot cannot create mailboxes there and every delivery is deferred. Fix it 
 'chown $vuid:$vgid $bad && chmod u+rwx $bad' (or set vmail_uid/vmail_gid in mailstate.yaml)"
 }
 probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as the mail user?
-    [ -s "$META/probe" ] || return 0
+    [ -s "$META/$META_PROBE" ] || return 0
     if [ "$NOCMD" = 1 ]; then skipped "mailbox probe (doveadm mailbox status)"; return 0; fi
     # Each doveadm opens (and on first use creates) the home, Maildir and INBOX with the
     # user's own settings and privileges, as a delivery would: a server that accepts mail it
@@ -294,7 +298,7 @@ probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as t
         i=$((i + 1))
         { doveadm mailbox status -u "$login" messages INBOX > "$STAGE/probe/$i" 2>&1 \
             || say "$login" > "$STAGE/probe/$i.failed"; } < /dev/null &
-    done < "$META/probe"
+    done < "$META/$META_PROBE"
     wait
     n=0
     while [ $n -lt $i ]; do
@@ -310,21 +314,22 @@ probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as t
 # lock -----------------------------------------------------------------------------------
 why=$(unsafe_dir "$STATE_DIR") || why=$(printf '%s\n' "$STATE_DIR/lock" \
     "$STATE_DIR/lock.holder" "$STATE_DIR/manifest.json" "$STATE_DIR/state.json" | unsafe_paths)
-[ -z "$why" ] || fail "refusing to use $STATE_DIR: $why; nothing was changed" 12
+[ -z "$why" ] || fail "refusing to use $STATE_DIR: $why; nothing was changed" "$EXIT_UNSAFE_PATH"
 for d in generations journal; do
-    [ -L "$SD/$d" ] && fail "refusing to use $STATE_DIR: $STATE_DIR/$d is a symbolic link" 12
+    [ -L "$SD/$d" ] && fail "refusing to use $STATE_DIR: $STATE_DIR/$d is a symbolic link" \
+        "$EXIT_UNSAFE_PATH"
 done
-mkdir -p "$SD/generations" || fail "cannot create $STATE_DIR/generations" 13
+mkdir -p "$SD/generations" || fail "cannot create $STATE_DIR/generations" "$EXIT_NOT_STORED"
 exec 9>> "$SD/lock"
-if ! flock -w "$(cat "$META/lock_timeout")" 9; then
+if ! flock -w "$(cat "$META/$META_LOCK_TIMEOUT")" 9; then
     fail "another mailstate apply is running on this server (lock $STATE_DIR/lock, held by \
-$(cat "$SD/lock.holder" 2>/dev/null || echo 'an unknown process'))" 75
+$(cat "$SD/lock.holder" 2>/dev/null || echo 'an unknown process'))" "$EXIT_LOCKED"
 fi
 LOCKED=1
 printf 'pid %s, run %s, started %s, by %s\n' $$ "$RUNID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    "$(cat "$META/holder")" > "$SD/lock.holder"
+    "$(cat "$META/$META_HOLDER")" > "$SD/lock.holder"
 for old in "$SD"/stage.*; do
-    [ -d "$old" ] && [ "$old" != "$STAGE" ] || continue
+    { [ -d "$old" ] && [ "$old" != "$STAGE" ]; } || continue
     alive "$(cat "$old/.pid" 2>/dev/null)" && continue
     rm -rf "$old" && say "removed the stage of an interrupted apply ($(basename "$old"))"
 done
@@ -340,69 +345,74 @@ tick recover
 
 if [ "$MODE" = recover ]; then
     # a run killed after its journal was removed had finished: say so when it is the one asked
-    if [ -s "$META/generation" ] && grep -q "\"generation\": \"$(cat "$META/generation")\"" \
+    if [ -s "$META/$META_GENERATION" ] \
+            && grep -q "\"generation\": \"$(cat "$META/$META_GENERATION")\"" \
             "$SD/manifest.json" 2>/dev/null; then
-        say "completed an unfinished apply: generation $(cat "$META/generation") is active"
+        say "completed an unfinished apply: generation $(cat "$META/$META_GENERATION") is active"
     fi
     exit 0
 fi
 
 # rollback -------------------------------------------------------------------------------
 if [ "$MODE" = rollback ]; then
-    target=$(cat "$META/rollback")
+    target=$(cat "$META/$META_ROLLBACK")
     G="$SD/generations/$target"
-    [ -f "$G/write" ] || fail "no generation $target on this server" 11
-    mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
-        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J" \
-        || fail "cannot write the journal in $STATE_DIR; nothing was changed" 13
+    [ -f "$G/$META_WRITE" ] || fail "no generation $target on this server" "$EXIT_NO_GENERATION"
+    { mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
+        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J"; } \
+        || fail "cannot write the journal in $STATE_DIR; nothing was changed" "$EXIT_NOT_STORED"
     fault journal
     step restoring
     restore || fail "the files of generation $target could not all be put back; the journal \
-is kept: run rollback again" 23
+is kept: run rollback again" "$EXIT_NOT_RESTORED"
     rm -rf "$J"
     say "rolled back to the files before generation $target"
     exit 0
 fi
 
 # safe paths -----------------------------------------------------------------------------
-read -r vuid vgid vdir < "$META/vmail"
-why=$({ cut -d' ' -f3- "$META/write"; cat "$META/remove"; sed 's/$/.'"$DBEXT"'/' "$META/postmap"
-        [ -s "$META/postconf" ] && say /etc/postfix/main.cf; } | unsafe_paths)
+read -r vuid vgid vdir < "$META/$META_VMAIL"
+why=$({ cut -d' ' -f3- "$META/$META_WRITE"; cat "$META/$META_REMOVE"
+        sed 's/$/.'"$DBEXT"'/' "$META/$META_POSTMAP"
+        [ -s "$META/$META_POSTCONF" ] && say /etc/postfix/main.cf; } | unsafe_paths)
 [ -n "$why" ] || why=$(unsafe_dir "$(dirname "$vdir")") || why=""
 [ -n "$why" ] || ! [ -L "$ROOT$vdir" ] || why="$vdir is a symbolic link"
-[ -z "$why" ] || fail "refusing to write: $why; nothing was changed" 12
+[ -z "$why" ] || fail "refusing to write: $why; nothing was changed" "$EXIT_UNSAFE_PATH"
 tick safe
 
 # compare-and-swap -----------------------------------------------------------------------
 while read -r expected path; do
     if [ "$expected" = absent ]; then
-        [ -e "$ROOT$path" ] && fail "stale plan: $path appeared since the plan was made; plan again" 76
+        [ -e "$ROOT$path" ] \
+            && fail "stale plan: $path appeared since the plan was made; plan again" "$EXIT_STALE"
     else
         actual=$(sha256sum < "$ROOT$path" 2>/dev/null | cut -d' ' -f1)
-        [ "$actual" = "$expected" ] || fail "stale plan: $path changed since the plan was made; plan again" 76
+        [ "$actual" = "$expected" ] \
+            || fail "stale plan: $path changed since the plan was made; plan again" "$EXIT_STALE"
     fi
-done < "$META/expect"
+done < "$META/$META_EXPECT"
 while IFS='	' read -r key expected; do
     [ "$(postconf_get "$key")" = "$expected" ] \
-        || fail "stale plan: the main.cf setting $key changed since the plan was made; plan again" 76
-done < "$META/expect_postconf"
+        || fail "stale plan: the main.cf setting $key changed since the plan was made; plan \
+again" "$EXIT_STALE"
+done < "$META/$META_EXPECT_POSTCONF"
 tick compare
 
 # checked --------------------------------------------------------------------------------
 step checking
 if [ "$NOCMD" = 1 ]; then
-    [ -s "$META/postmap" ] && skipped "postmap check"
-    [ -s "$META/check_dovecot" ] && skipped "doveconf check"
-    [ -s "$META/sieve" ] && skipped "sievec check"
+    [ -s "$META/$META_POSTMAP" ] && skipped "postmap check"
+    [ -s "$META/$META_CHECK_DOVECOT" ] && skipped "doveconf check"
+    [ -s "$META/$META_SIEVE" ] && skipped "sievec check"
 else
     while read -r path; do
         out=$(postmap "$DBTYPE:$STAGE/files$path" 2>&1) || fail "postmap rejected $path: $out"
-    done < "$META/postmap"
+    done < "$META/$META_POSTMAP"
     tick check:postmap
-    if [ -s "$META/check_dovecot" ] || [ -s "$META/sieve" ]; then
+    if [ -s "$META/$META_CHECK_DOVECOT" ] || [ -s "$META/$META_SIEVE" ]; then
         rm -rf "$STAGE/dovecot-check"
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
-        fragment=$(cat "$META/dovecot_fragment")
+        fragment=$(cat "$META/$META_DOVECOT_FRAGMENT")
         if [ -f "$STAGE/files$fragment" ]; then
             cp "$STAGE/files$fragment" "$STAGE/dovecot-check/conf.d/$(basename "$fragment")" \
                 || fail "cannot copy $fragment for the check"
@@ -412,7 +422,9 @@ else
         tick check:doveconf
         # One sievec per directory (it compiles every .sieve file in it, and names the one
         # it rejects): one process per script cost ~30 ms each, 17 s for 500 vacations.
-        for dir in $(sed 's|/[^/]*$||' "$META/sieve" | sort -u); do
+        # shellcheck disable=SC2013  # validated paths (no blanks); a `while read` in a pipe
+        # would run `fail` in a subshell, which would not stop this script
+        for dir in $(sed 's|/[^/]*$||' "$META/$META_SIEVE" | sort -u); do
             out=$(sievec -c "$STAGE/dovecot-check/dovecot.conf" "$STAGE/files$dir" 2>&1) \
                 || fail "sievec rejected a script in $dir: $out"
         done
@@ -424,11 +436,14 @@ tick check:mail_dir
 fault checked
 
 # kept: the current files as generations/GEN.partial, every copy checked -------------------
-GENID=$(cat "$META/generation")
+GENID=$(cat "$META/$META_GENERATION")
 G="$SD/generations/$GENID.partial"
-unkept() { rm -rf "$G"; fail "cannot keep the current files as a generation ($1); nothing was changed" 14; }
-mkdir -p "$G/files" && chmod 700 "$SD/generations" || unkept "cannot create $STATE_DIR/generations/$GENID"
-: > "$G/created" && : > "$G/kept" || unkept "cannot write in $STATE_DIR/generations"
+unkept() {
+    rm -rf "$G"
+    fail "cannot keep the current files as a generation ($1); nothing was changed" "$EXIT_NOT_KEPT"
+}
+{ mkdir -p "$G/files" && chmod 700 "$SD/generations"; } || unkept "cannot create $STATE_DIR/generations/$GENID"
+{ : > "$G/created" && : > "$G/kept"; } || unkept "cannot write in $STATE_DIR/generations"
 keep() {
     if [ -e "$ROOT$1" ]; then
         mkdir -p "$G/files$(dirname "$1")" && cp -p "$ROOT$1" "$G/files$1" \
@@ -437,12 +452,12 @@ keep() {
         say "$1" >> "$G/created"
     fi
 }
-while read -r _ _ path; do keep "$path" || unkept "copy of $path"; done < "$META/write"
-while read -r path; do keep "$path" || unkept "copy of $path"; done < "$META/remove"
+while read -r _ _ path; do keep "$path" || unkept "copy of $path"; done < "$META/$META_WRITE"
+while read -r path; do keep "$path" || unkept "copy of $path"; done < "$META/$META_REMOVE"
 for record in manifest.json state.json; do
     if [ -f "$SD/$record" ]; then cp -p "$SD/$record" "$G/$record" || unkept "copy of $record"; fi
 done
-if [ -s "$META/postconf" ]; then
+if [ -s "$META/$META_POSTCONF" ]; then
     say main.cf >> "$G/kept" || unkept "main.cf"
     if [ "$NOCMD" = 1 ]; then
         if [ -f "$ROOT/etc/postfix/main.cf" ]; then
@@ -458,10 +473,11 @@ if [ -s "$META/postconf" ]; then
             else
                 printf '%s\n' "$key" >> "$G/postconf_unset" || exit 1
             fi
-        done < "$META/postconf" > "$G/postconf" || unkept "the main.cf settings"
+        done < "$META/$META_POSTCONF" > "$G/postconf" || unkept "the main.cf settings"
     fi
 fi
-for list in write remove postmap reload cmd_postfix cmd_dovecot cmd_postgrey lmtp_socket; do
+for list in "$META_WRITE" "$META_REMOVE" "$META_POSTMAP" "$META_RELOAD" "${META_CMD}postfix" \
+        "${META_CMD}dovecot" "${META_CMD}postgrey" "$META_LMTP_SOCKET"; do
     cp "$META/$list" "$G/$list" || unkept "copy of the list $list"
 done
 say "$RUNID" > "$G/run" || unkept "run"
@@ -469,7 +485,10 @@ tick kept
 fault kept
 
 # journal --------------------------------------------------------------------------------
-unjournal() { rm -rf "$SD/journal.new" "$G"; fail "cannot write the journal ($1); nothing was changed" 13; }
+unjournal() {
+    rm -rf "$SD/journal.new" "$G"
+    fail "cannot write the journal ($1); nothing was changed" "$EXIT_NOT_STORED"
+}
 mkdir "$SD/journal.new" || unjournal "mkdir"
 { say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation"; } \
     || unjournal "write"
@@ -487,7 +506,7 @@ fault journal
 # prepared: every new file beside its target, checked, before the first rename -------------
 undo_prepared() {
     unprepare "$G"; rm -rf "$J" "$G"
-    fail "cannot write the new files ($1); nothing was changed" 13
+    fail "cannot write the new files ($1); nothing was changed" "$EXIT_NOT_STORED"
 }
 while read -r mode group path; do
     put "$STAGE/files$path" "$ROOT$path" "$mode" "$group" 2> "$STAGE/put.err" \
@@ -496,11 +515,11 @@ while read -r mode group path; do
         put "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 root 2> "$STAGE/put.err" \
             || undo_prepared "$path.$DBEXT: $(cat "$STAGE/put.err")"
     fi
-done < "$META/write"
-if [ -s "$META/postconf" ] && [ "$NOCMD" = 1 ]; then
-    maincf_set < "$META/postconf" || undo_prepared "main.cf"
+done < "$META/$META_WRITE"
+if [ -s "$META/$META_POSTCONF" ] && [ "$NOCMD" = 1 ]; then
+    maincf_set < "$META/$META_POSTCONF" || undo_prepared "main.cf"
 fi
-for record in state.json manifest.json; do
+for record in "$META_STATE" "$META_MANIFEST"; do  # named like the records they become
     cp "$META/$record" "$SD/$record.mailstate-new" || undo_prepared "$record"
 done
 tick prepared
@@ -511,9 +530,9 @@ step swapping
 abort() {
     say "error: $1" >&2
     restore || fail "the previous files could not all be put back; the journal is kept: run \
-apply again to finish putting them back" 23
+apply again to finish putting them back" "$EXIT_NOT_RESTORED"
     rm -rf "$J" "$G"
-    exit 20
+    exit "$EXIT_RESTORED"
 }
 while read -r _ _ path; do
     mv -f "$ROOT$path.mailstate-new" "$ROOT$path" || abort "cannot rename $path into place"
@@ -522,18 +541,18 @@ while read -r _ _ path; do
             || abort "cannot rename $path.$DBEXT into place"
     fi
     fault "rename:$path"
-done < "$META/write"
+done < "$META/$META_WRITE"
 while read -r path; do
     rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || abort "cannot remove $path"
     fault "remove:$path"
-done < "$META/remove"
+done < "$META/$META_REMOVE"
 tick swap
-if [ -s "$META/postconf" ]; then
+if [ -s "$META/$META_POSTCONF" ]; then
     if [ "$NOCMD" = 1 ]; then
         mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf" \
             || abort "cannot rename main.cf into place"
     else
-        postconf_set < "$META/postconf" || abort "postconf -e failed"
+        postconf_set < "$META/$META_POSTCONF" || abort "postconf -e failed"
     fi
     tick postconf
     fault postconf
@@ -548,12 +567,12 @@ step reloading
 while read -r service; do
     reload_one "$service" || abort "$service did not come back after reload"
     if [ "$service" = postgrey ]; then
-        differs=$(postgrey_diff "$(cat "$META/postgrey_default")")
+        differs=$(postgrey_diff "$(cat "$META/$META_POSTGREY_DEFAULT")")
         [ -z "$differs" ] || abort "$differs after the restart"
     fi
     tick "reload:$service"
     fault "reload:$service"
-done < "$META/reload"
+done < "$META/$META_RELOAD"
 probe_delivery || abort "Dovecot cannot store mail in a mailbox after the reload"
 tick probe
 
@@ -572,11 +591,12 @@ welcome_all
 tick welcome
 while read -r old; do
     rm -rf "$SD/generations/$old"
-done < "$META/prune"
+done < "$META/$META_PRUNE"
 rm -rf "$STAGE"  # holds copies of password hashes; the generation keeps what is needed
+# shellcheck disable=SC2012  # sorted by time, which find cannot; run ids are [0-9A-Za-z-]
 ls -1t "$SD/runs" | tail -n +21 | while read -r old; do rm -rf "$SD/runs/$old"; done
 rm -rf "$J"
-tick done
-fault done
+tick "done"
+fault "done"
 say "generation $GENID active"
 exit 0

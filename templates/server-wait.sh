@@ -1,9 +1,9 @@
 # mailstate: wait for an activation started by server-push.sh and report its outcome.
 #
 # Arguments: the state directory, the run id. Prints the activation's output, exits with its
-# exit status; 21 when it died without recording one (killed: the next run completes or undoes
-# it from the journal), 22 when no such activation was ever started (the upload did not
-# complete; nothing was changed).
+# exit status; EXIT_KILLED when it died without recording one (the next run completes or undoes
+# it from the journal), EXIT_NOT_STARTED when no such activation was ever started (the upload
+# did not complete; nothing was changed).
 RUN="$ROOT$1/runs/$2"
 named() {  # named WHAT: the number in the name of runs/RUN/WHAT.NUMBER (empty files)
     for _f in "$RUN/$1".*; do [ -e "$_f" ] && { say "${_f##*.}"; return 0; }; done
@@ -25,7 +25,7 @@ while ! outcome > /dev/null; do
     if [ -z "$spawn" ]; then
         if [ "$i" -gt 50 ]; then
             say "error: activation $2 was never started (the upload did not complete); nothing was changed" >&2
-            exit 22
+            exit "$EXIT_NOT_STARTED"
         fi
     else
         pid=$(named pid)
@@ -43,9 +43,9 @@ done
 rc=$(outcome) && exit "$rc"
 if [ -z "$(named pid)" ]; then
     st=$(cat "$RUN/upload" 2>/dev/null)
-    case "$st" in stage.?*) rm -rf "$ROOT$1/$st" ;; esac
+    case "$st" in stage.?*) rm -rf "$ROOT$1/${st:?}" ;; esac
     say "error: activation $2 did not start; nothing was changed" >&2
-    exit 22
+    exit "$EXIT_NOT_STARTED"
 fi
 say "error: activation $2 was killed before it finished (no outcome recorded)" >&2
-exit 21
+exit "$EXIT_KILLED"

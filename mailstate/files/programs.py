@@ -18,6 +18,7 @@ from importlib.resources import files
 
 from mailstate.files.formats import lines
 from mailstate.files.paths import read_paths
+from mailstate.files.server_contract import with_table
 from mailstate.model.layout import Layout
 
 PROGRAM = "read-only"
@@ -26,8 +27,10 @@ READ_MARK = "# mailstate: read everything it manages on this server"
 
 
 def script(*names: str) -> str:
-    """Server scripts (run one after the other) with ``server-lib.sh`` in front of them."""
+    """Server scripts (run one after the other) with ``server-lib.sh`` in front of them, then
+    the table of exit codes and meta/ names when they use it (server_contract)."""
     base = files("mailstate.templates")
+    names = with_table(names, [base.joinpath(n).read_text() for n in names])
     return "".join(base.joinpath(n).read_text() for n in ("server-lib.sh", *names))
 
 

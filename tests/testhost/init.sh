@@ -34,7 +34,7 @@ if [ "${TESTHOST_PHASE:-}" != daemons ]; then
     # its top directory (/etc, /var) gets a private overlay first, in this mount namespace only.
     overlaid=" "
     while read -r src dst; do
-        [ -z "$newroot" ] && [ ! -e "$dst" ] && [ ! -L "$dst" ] || continue
+        { [ -z "$newroot" ] && [ ! -e "$dst" ] && [ ! -L "$dst" ]; } || continue
         top=/$(printf '%s' "$dst" | cut -d/ -f2)
         case $overlaid in *" $top "*) continue ;; esac
         ovl=$base/overlay$(printf '%s' "$top" | tr / -)

@@ -28,6 +28,7 @@ import pytest
 
 from mailstate.apply import apply_server, build_stage, recover_server, run_id
 from mailstate.files.programs import script
+from mailstate.files.server_contract import Exit
 from mailstate.server.transport import TransportError
 
 from .conftest import EXAMPLE, LocalServer
@@ -180,7 +181,7 @@ def test_the_next_run_completes_or_undoes_a_journal_left_by_a_killed_activation(
                                 [prep.layout.state_dir, run, hashlib.sha256(tar).hexdigest()],
                                 tar)
     monkeypatch.delenv("MAILSTATE_FAULT")
-    assert result.returncode == 21, result.message
+    assert result.returncode == Exit.KILLED, result.message
     plan = server.cli("plan", str(s.path))
     assert "no changes" not in plan.output
     # before the journal nothing was changed (the partial generation goes with the next run)
@@ -200,7 +201,7 @@ def test_a_journal_of_an_older_mailstate_still_sends_its_welcome_mails_once(
                                 [prep.layout.state_dir, run_id(), hashlib.sha256(tar).hexdigest()],
                                 tar)
     monkeypatch.delenv("MAILSTATE_FAULT")
-    assert result.returncode == 21, result.message
+    assert result.returncode == Exit.KILLED, result.message
     welcome = server.state_dir / "journal/welcome"
     for line in (welcome / "envelopes").read_text().splitlines():
         name, sender, recipient = line.split("\t")
@@ -497,6 +498,6 @@ def test_an_incomplete_upload_is_refused_and_removed(server: LocalServer) -> Non
     result = prep.transport.run(script("server-push.sh", "server-wait.sh"),
                                 [prep.layout.state_dir, run_id(),
                                  hashlib.sha256(tar).hexdigest()], tar[:len(tar) // 2])
-    assert result.returncode == 13
+    assert result.returncode == Exit.NOT_STORED
     assert "the upload is incomplete (checksum mismatch); nothing was changed" in result.message
     assert s.outcome() == "old" and leftovers(server.root) == []
