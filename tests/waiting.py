@@ -31,6 +31,7 @@ def wait_until(
     *,
     until: Callable[[T], Any] = bool,
     interval: float = 0.05,
+    max_interval: float = 0.5,
 ) -> T:
     """Call `probe` until `until(value)` is true (by default: until the value is true) and
     return that value.
@@ -39,7 +40,8 @@ def wait_until(
     time is seen. After `timeout` seconds it raises AssertionError naming `what` it waited for
     and the last value the probe returned. Exceptions of the probe propagate: a probe that may
     fail while its condition is not met yet must handle that itself. The pause between probes
-    grows from `interval` to at most half a second.
+    grows from `interval` to at most `max_interval` (keep that short when the condition only
+    lasts a moment, e.g. a pause that the test must act in).
     """
     deadline = time.monotonic() + timeout
     delay = interval
@@ -53,4 +55,4 @@ def wait_until(
                 f"timed out after {timeout:g} s waiting for {what}; last observed: {_shown(value)}"
             )
         time.sleep(min(delay, max(left, 0.001)))
-        delay = min(delay * 1.5, 0.5)
+        delay = min(delay * 1.5, max_interval)

@@ -147,7 +147,7 @@ def _paused(site: Site, host: TestHost, step: str, act: Callable[[], None],
             pause: int = 6) -> str:
     c = client(site, f"{step}:pause={pause}")
     wait_until(lambda: paused_at(host, step) or c.poll() is not None, 60,
-               f"the pause at {step} (or the end of the client)")
+               f"the pause at {step} (or the end of the client)", max_interval=0.1)
     act_at = time.monotonic()
     act()
     try:
@@ -162,7 +162,7 @@ def _paused(site: Site, host: TestHost, step: str, act: Callable[[], None],
 def kill_client(site: Site, host: TestHost, step: str) -> str:
     c = client(site, f"{step}:pause=4")
     try:
-        wait_until(lambda: paused_at(host, step), 60, f"the pause at {step}")
+        wait_until(lambda: paused_at(host, step), 60, f"the pause at {step}", max_interval=0.1)
     finally:
         c.kill()
         c.communicate()

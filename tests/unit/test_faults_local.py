@@ -409,7 +409,7 @@ def test_a_held_lock_names_its_holder_and_unlock_refuses_while_it_runs(
     # The holder line is written after the lock is taken, then the run pauses after "kept".
     wait_until(lambda: _text(holder), 20,
                "the first apply to hold the lock and name itself in lock.holder",
-               until=lambda text: text.endswith("\n"))
+               until=lambda text: text.endswith("\n"), max_interval=0.1)
     monkeypatch.delenv("MAILSTATE_FAULT")
     second = server.cli("apply", str(s.path), "--auto-approve", "--lock-timeout", "1")
     assert second.exit_code == 1
@@ -428,7 +428,7 @@ def test_unlock_releases_the_record_of_a_killed_apply(server: LocalServer,
     client = _client(server, s.path)
     holder = server.state_dir / "lock.holder"
     wait_until(lambda: (server.state_dir / "journal").exists(), 20,
-               "the activation to write its journal (then it pauses)")
+               "the activation to write its journal (then it pauses)", max_interval=0.1)
     monkeypatch.delenv("MAILSTATE_FAULT")
     for pid_file in (server.state_dir / "runs").glob("*/pid.*"):
         if _alive(int(pid_file.name[4:])):
