@@ -21,9 +21,8 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,6 +32,7 @@ from ruamel.yaml import YAML
 
 from mailstate.model.passwords import hash_password
 from tests.testhost import SinkMessage, TestHost
+from tests.waiting import wait_until
 
 SERVER = "maximusconfessor"
 WELCOME_SUBJECT = "Welcome to your new mailbox"
@@ -374,33 +374,16 @@ class _POP3(poplib.POP3):
         )
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
-    """Poll `check` until it returns something true; its last value on success."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what or check}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
 def wait_for_subject(
     host: TestHost, user: str, password: str, subject: str, timeout: float = 20
 ) -> list[str]:
     """Wait until a message with this subject is in the mailbox; all subjects then."""
-    def found() -> list[str] | None:
-        got = subjects(host, user, password)
-        return got if subject in got else None
-
     try:
-        return wait_until(found, timeout, f"{subject!r} in {user}'s INBOX")
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\nqueue:\n{queue(host)}\npostfix.log tail:\n"
-                           f"{host.read_log('postfix')[-3000:]}") from None
+        return wait_until(lambda: subjects(host, user, password), timeout,
+                          f"{subject!r} in {user}'s INBOX", until=lambda got: subject in got)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nqueue:\n{queue(host)}\npostfix.log tail:\n"
+                             f"{host.read_log('postfix')[-3000:]}") from None
 
 
 # --- the host's queue and the sink ----------------------------------------------------------
@@ -410,7 +393,8 @@ def queue(host: TestHost) -> str:
 
 def wait_queue_empty(host: TestHost, timeout: float = 20) -> None:
     """Every accepted message has been delivered or bounced (and its bounce sent on)."""
-    wait_until(lambda: "Mail queue is empty" in queue(host), timeout, "an empty mail queue")
+    wait_until(lambda: queue(host), timeout, "an empty mail queue",
+               until=lambda listing: "Mail queue is empty" in listing)
 
 
 def settle(host: TestHost) -> None:

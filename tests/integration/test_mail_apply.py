@@ -30,6 +30,7 @@ from tests.integration.mail import (
     wait_for_subject,
 )
 from tests.testhost import TestHost
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 HOST_NAME = "apply"
@@ -98,9 +99,27 @@ def reloads_logged(host: TestHost) -> dict[str, int]:
     }
 
 
+# The child process that a reload of each daemon replaces (see daemon_pids).
+REPLACED_CHILD = {"postfix": "qmgr", "dovecot": "dovecot/log"}
+
+
+def reloads_pending(host: TestHost, pids: dict[str, str], reloads: dict[str, int],
+                    reloaded: set[str]) -> list[str]:
+    """What the daemons have not done yet of the reloads an apply asked for (empty when done),
+    compared with their pids and logged reloads before it: `postfix reload` and `doveadm reload`
+    return before the daemon has re-read its files, logged it and replaced its children."""
+    now_pids, now_reloads = daemon_pids(host), reloads_logged(host)
+    pending = [f"{d}: reload not logged yet" for d in sorted(reloaded)
+               if now_reloads[d] <= reloads[d]]
+    pending += [f"{d}: {child} not replaced yet" for d, child in REPLACED_CHILD.items()
+                if d in reloaded and now_pids.get(child) in (None, pids.get(child))]
+    return pending
+
+
 # --- 11. a second apply ---------------------------------------------------------------------
 def test_second_apply_writes_nothing_and_reloads_nothing(site: Site, host: TestHost) -> None:
-    site.apply({
+    pids, reloads = daemon_pids(host), reloads_logged(host)
+    first = site.apply({
         "domain": "again.be",
         "domain_aliases": ["again.eu"],
         "mailboxes": {
@@ -111,6 +130,11 @@ def test_second_apply_writes_nothing_and_reloads_nothing(site: Site, host: TestH
         },
         "aliases": {"sales": ["again0001"]},
     })
+    reloaded = {d for d in ("postfix", "dovecot", "postgrey") if f"reloaded {d}" in first.stdout}
+    assert {"postfix", "dovecot"} <= reloaded, first  # a new server: both daemons reload
+    wait_until(lambda: reloads_pending(host, pids, reloads, reloaded), 30,
+               f"the first apply's reloads ({', '.join(sorted(reloaded))}) to take effect",
+               until=lambda pending: not pending)
     files, gens = stats(host), generations(host)
     pids, reloads = daemon_pids(host), reloads_logged(host)
     assert len(files) > 10 and gens and {"qmgr", "dovecot/log"} <= set(pids)

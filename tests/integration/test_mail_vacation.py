@@ -24,6 +24,7 @@ from tests.integration.mail import (
     wait_sink,
 )
 from tests.testhost import SinkMessage, TestHost
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 HOST_NAME = "vacation"
@@ -108,11 +109,8 @@ def test_one_reply_per_interval(site: Site, host: TestHost) -> None:
 
 
 def wait_until_replies(host: TestHost, to: str, count: int, timeout: float = 20) -> None:
-    assert host.sink is not None
-    deadline = time.monotonic() + timeout
-    while len(replies(host, to)) < count:
-        assert time.monotonic() < deadline, f"{count} replies to {to} expected"
-        time.sleep(0.1)
+    wait_until(lambda: [str(m.message["Subject"]) for m in replies(host, to)], timeout,
+               f"{count} replies to {to} in the sink", until=lambda got: len(got) >= count)
 
 
 def test_reply_to_mail_for_every_address_of_the_mailbox(site: Site, host: TestHost) -> None:

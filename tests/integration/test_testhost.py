@@ -16,6 +16,7 @@ import paramiko
 import pytest
 
 from tests.testhost import HostCommandError, TestHost, config, rootfs
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -97,12 +98,16 @@ def test_ssh_refuses_other_client_keys(testhost: TestHost) -> None:
 @pytest.mark.parametrize("source", ["runner_ip", "runner_ip2"])
 def test_smtp_banner(testhost: TestHost, source: str) -> None:
     source_ip = getattr(testhost, source)
+    logged_before = len(testhost.read_log("postfix"))
     with smtplib.SMTP(testhost.ip, 25, source_address=(source_ip, 0), timeout=10) as smtp:
         code, _ = smtp.ehlo("client.test")
         assert code == 250
         banner = smtp.ehlo_resp or b""
         assert banner.startswith(b"mail.test")
-    assert f"[{source_ip}]" in testhost.read_log("postfix")
+    # smtpd hands its log lines to postlogd, which writes them a moment later.
+    wait_until(lambda: testhost.read_log("postfix")[logged_before:], 10,
+               f"this connection from [{source_ip}] in postfix.log",
+               until=lambda new: f"[{source_ip}]" in new)
 
 
 def test_imap_banner(testhost: TestHost) -> None:
@@ -158,13 +163,17 @@ def test_postgrey_reload_rereads_client_whitelist(testhost: TestHost) -> None:
     assert "DEFER_IF_PERMIT" in policy_query(testhost, client, sender, "x@mail.test")
     testhost.exec(["tee", "/etc/postgrey/whitelist_clients.local"], input=f"{client}\n")
     testhost.exec(testhost.commands["postgrey_reload"])
-    for _ in range(50):
-        if policy_query(testhost, client, sender, "x@mail.test") == "action=DUNNO":
-            break
-    else:
-        pytest.fail("whitelist not re-read after HUP")
+    # postgrey re-reads its whitelists a moment after the HUP, not before kill returns.
+    wait_until(lambda: policy_query(testhost, client, sender, "x@mail.test"), 10,
+               f"postgrey to let {client} pass after the HUP (whitelist re-read)",
+               until=lambda action: action == "action=DUNNO")
     testhost.exec(["rm", "-f", "/etc/postgrey/whitelist_clients.local"])
     testhost.exec(testhost.commands["postgrey_reload"])
+    # Leave the shared host as it was: the client is greylisted again (a new triplet each try).
+    wait_until(lambda: policy_query(testhost, client, f"{uuid.uuid4().hex}@sender.example",
+                                    "x@mail.test"), 10,
+               f"postgrey to greylist {client} again after the whitelist was removed",
+               until=lambda action: "DEFER_IF_PERMIT" in action)
 
 
 # --- lifecycle ------------------------------------------------------------------------------

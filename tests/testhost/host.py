@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from tests.waiting import wait_until
+
 from . import config, files, netns, rootfs
 from .config import Addresses
 from .sink import SmtpSink
@@ -233,6 +235,7 @@ class TestHost:
 
     def stop(self) -> None:
         """Stop everything and remove all traces; safe after a partial start or a failure."""
+        init_pid = self.init_pid if self._proc is not None else None
         if self._proc is not None:
             if self.init_pid is not None and _alive(self.init_pid):
                 os.kill(self.init_pid, signal.SIGTERM)  # init stops the daemons cleanly
@@ -254,6 +257,12 @@ class TestHost:
             self._owner_lock.close()
             self._owner_lock = None
         self.init_pid = None
+        if init_pid is not None:
+            # After a SIGKILL (init did not stop in time) unshare is gone at once, while the
+            # kernel still ends the host's other processes: its init goes last.
+            wait_until(lambda: _alive(init_pid), 10,
+                       f"the test host's init (pid {init_pid}) and its processes to end",
+                       until=lambda alive: not alive)
 
     def _launch(self) -> None:
         base = self._need(self.base)

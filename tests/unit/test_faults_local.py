@@ -30,6 +30,7 @@ from mailstate.apply import apply_server, build_stage, recover_server, run_id
 from mailstate.files.programs import script
 from mailstate.files.server_contract import Exit
 from mailstate.server.transport import TransportError
+from tests.waiting import wait_until
 
 from .conftest import EXAMPLE, LocalServer
 
@@ -90,20 +91,42 @@ def welcome_count(root: Path, login: str = "monsite0002") -> int:
     return log.read_text().split().count(login) if log.exists() else 0
 
 
-def settle_running(root: Path, timeout: float = 60) -> None:
-    """Wait until no upload or activation of this root runs any more: a killed client's
-    upload, once complete, still starts its activation, which then finishes by itself."""
+def running(root: Path) -> list[str]:
+    """The server scripts still at work on this root: a killed client's upload, once complete,
+    still starts its activation, which then finishes by itself.
+
+    Every process the local transport starts for this root (the upload, the activation it
+    spawns, their children) has MAILSTATE_ROOT=ROOT in its environment from its first
+    instruction on, before it records a pid file; the recorded pids are listed too."""
     state_dir = root / "var/lib/mailstate"
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline:
-        pids = [int(p.name[4:]) for p in state_dir.glob("runs/*/pid.*")]
-        pids += [int(p.read_text() or 0) for p in state_dir.glob("stage.*/.pid")]
-        quiet = 0 if any(_alive(pid) for pid in pids) else quiet + 1
-        if quiet >= 5:  # nothing alive for a quarter of a second
-            return
-        time.sleep(0.05)
-    raise AssertionError("an activation is still running")
+    found = []
+    for pid_file in [*state_dir.glob("runs/*/pid.*"), *state_dir.glob("stage.*/.pid")]:
+        with contextlib.suppress(OSError, ValueError):  # gone, or being written right now
+            pid = int(pid_file.name[4:] if pid_file.name != ".pid" else pid_file.read_text())
+            if _alive(pid):
+                found.append(f"{pid} ({pid_file.relative_to(root)})")
+    marker = f"MAILSTATE_ROOT={root.resolve()}".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):  # gone, or not ours
+                if marker in (proc / "environ").read_bytes().split(b"\0") and _alive(
+                        int(proc.name)):
+                    found.append(f"{proc.name} ({(proc / 'cmdline').read_bytes()[:200]!r})")
+    return found
+
+
+def settle_running(root: Path, timeout: float = 60) -> None:
+    """Wait until no upload or activation of this root runs any more."""
+    wait_until(lambda: running(root), timeout, f"the server scripts at work on {root} to end",
+               until=lambda left: not left)
+
+
+def _text(path: Path) -> str:
+    """A file's text, empty while it does not exist."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
@@ -385,9 +408,10 @@ def test_a_held_lock_names_its_holder_and_unlock_refuses_while_it_runs(
     monkeypatch.setenv("MAILSTATE_FAULT", "kept:pause=6")
     first = _client(server, s.path)
     holder = server.state_dir / "lock.holder"
-    deadline = time.monotonic() + 20
-    while not holder.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # The holder line is written after the lock is taken, then the run pauses after "kept".
+    wait_until(lambda: _text(holder), 20,
+               "the first apply to hold the lock and name itself in lock.holder",
+               until=lambda text: text.endswith("\n"), max_interval=0.1)
     monkeypatch.delenv("MAILSTATE_FAULT")
     second = server.cli("apply", str(s.path), "--auto-approve", "--lock-timeout", "1")
     assert second.exit_code == 1
@@ -405,9 +429,8 @@ def test_unlock_releases_the_record_of_a_killed_apply(server: LocalServer,
     monkeypatch.setenv("MAILSTATE_FAULT", "journal:pause=30")
     client = _client(server, s.path)
     holder = server.state_dir / "lock.holder"
-    deadline = time.monotonic() + 20
-    while not (server.state_dir / "journal").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: (server.state_dir / "journal").exists(), 20,
+               "the activation to write its journal (then it pauses)", max_interval=0.1)
     monkeypatch.delenv("MAILSTATE_FAULT")
     for pid_file in (server.state_dir / "runs").glob("*/pid.*"):
         if _alive(int(pid_file.name[4:])):
