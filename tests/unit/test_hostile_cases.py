@@ -212,3 +212,69 @@ def test_a_standalone_domain_file_needs_no_config(monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(main, ["validate", "examples/monsite.be.yaml"])
     assert result.exit_code == 0, result.output
+
+
+def _base_repository(tmp_path: Path) -> tuple[Path, str]:
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "hostile" / "changed_by_edits_the_config", repo)
+    (repo / "change.txt").unlink()
+    config = repo / "mailstate.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])
+    (repo / "CODEOWNERS").write_text("* @operator\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    return repo, _git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("committed", [False, True])
+@pytest.mark.parametrize("named", [False, True])
+def test_changed_by_refuses_a_link_to_the_customers_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed: bool, named: bool) -> None:
+    """A pull request that replaces CODEOWNERS (or adds a domain file) with a link into (or
+    out of) the customer's folder is refused, by its path in git, never resolved."""
+    repo, base = _base_repository(tmp_path)
+    (repo / "CODEOWNERS").unlink()
+    (repo / "CODEOWNERS").symlink_to("domains/evil/evil.be.yaml")
+    (repo / "domains" / "evil" / "other.be.yaml").symlink_to("../../mailstate.yaml")
+    if committed:
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "change")
+    monkeypatch.chdir(repo)
+    files = ["CODEOWNERS", "domains/evil/other.be.yaml"] if named else []
+    result = CliRunner().invoke(main, ["validate", "--base", base, "--changed-by", "evil",
+                                       *files])
+    assert result.exit_code == 1, result.output
+    for name in ("CODEOWNERS", "domains/evil/other.be.yaml"):
+        assert f"{name}: error: this change makes {name} a symbolic link" in result.output, \
+            result.output
+
+
+def test_changed_by_refuses_a_planted_config_and_what_is_not_a_domain_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, base = _base_repository(tmp_path)
+    evil = repo / "domains" / "evil"
+    (evil / "mailstate.yaml").write_text("domains: .\n")
+    (evil / "deeper").mkdir()
+    (evil / "deeper" / "x.yaml").write_text("domain: x.be\n")
+    (evil / ".hidden.yaml").write_text("domain: x.be\n")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["validate", "--base", base, "--changed-by", "evil"])
+    assert result.exit_code == 1, result.output
+    for name in ("mailstate.yaml", "deeper/x.yaml", ".hidden.yaml"):
+        assert f"domains/evil/{name}: error: this change touches" in result.output, \
+            result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, base = _base_repository(tmp_path)
+    name = os.path.join(os.fsencode(repo / "domains" / "evil"), b"\xff.yaml")
+    with open(name, "wb") as f:
+        f.write(b"domain: x.be\n")
+    monkeypatch.chdir(repo)
+    for extra in ([], ["--changed-by", "evil"]):
+        result = CliRunner().invoke(main, ["validate", "--base", base, *extra])
+        assert result.exit_code == 1, result.output
+        assert "a file whose name is not UTF-8; rename it" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
