@@ -3,11 +3,12 @@ mailstate.yaml and the domain files named or found in folders (the plan cache na
 from these before anything is loaded).
 
 The operator's mailstate.yaml is found in one place only: the root of the repository, that is
-the git top-level of the working directory (or the working directory itself outside git), or
-of a path given that lies outside it. It is never searched for upwards from a path, so a
-``mailstate.yaml`` that a customer commits into its own folder is never obeyed: a directory
-given explicitly is a repository only when it is not inside another repository's root, and a
-config file found among the domain files is an error (`stray_files`).
+the outermost folder with a mailstate.yaml from the git top-level of the working directory (or
+the working directory itself outside git; or the git top-level of a path given outside it)
+down. It is never searched for upwards from a path, so a ``mailstate.yaml`` that a customer
+commits into its own folder is never obeyed: a directory given explicitly is a repository only
+when no folder above it (within that top) has a config, and a config file found among the
+domain files is an error (`stray_files`).
 """
 
 from __future__ import annotations
@@ -36,18 +37,27 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def find_config(start: Path) -> Path | None:
-    """The mailstate.yaml at the root of the repository that holds `start` (a folder or a
-    file): the working directory's root when `start` is in it, else the git top-level of
-    `start`; None when that root has none. Never searched for upwards."""
+    """The mailstate.yaml of the repository that holds `start` (a folder or a file): the
+    outermost one from the repository's top (the working directory's git top-level, or the
+    working directory outside git, when `start` is in it; else the git top-level of `start`)
+    down to `start`'s folder. The outermost wins, so a customer's folder can never hold the
+    config that governs it; None when there is none."""
     target = start.resolve()
+    folder = target if target.is_dir() else target.parent
     here = Path.cwd().resolve()
     here = git_root(here) or here
-    if _inside(target, here):
-        root: Path | None = here
-    else:
-        root = git_root(target if target.is_dir() else target.parent)
-    candidate = root / CONFIG_NAME if root is not None else None
-    return candidate if candidate is not None and candidate.is_file() else None
+    top = here if _inside(folder, here) else git_root(folder)
+    if top is None:
+        return None
+    for step in [top, *(top / part for part in _steps(folder.relative_to(top)))]:
+        candidate = step / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _steps(rel: Path) -> list[Path]:
+    return [Path(*rel.parts[:n]) for n in range(1, len(rel.parts) + 1)]
 
 
 def _own_config(folder: Path) -> Path | None:

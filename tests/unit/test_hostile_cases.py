@@ -154,28 +154,32 @@ def test_a_symbolic_link_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.output.count("a symbolic link; a domain file must be a regular file") == 2
 
 
-def _merged_repository(tmp_path: Path) -> Path:
+def _merged_repository(tmp_path: Path, nested: bool = False) -> Path:
     """A repository (git) after a customer's `mailstate.yaml` was merged into its folder:
-    the planted config names a server the root config does not have."""
-    repo = tmp_path / "repo"
+    the planted config names a server the root config does not have. `nested`: the
+    repository is a folder of a larger git repository."""
+    top = tmp_path / "top"
+    repo = top / "ops" if nested else top
     shutil.copytree(CASES / "hostile" / "config_planted_in_account_folder", repo)
     planted = repo / "domains" / "evil" / "mailstate.yaml"
     planted.write_text(planted.read_text().replace("mx1:", "evil9:"))
     own = repo / "domains" / "evil" / "evil.be.yaml"
     own.write_text(own.read_text().replace("server: mx1", "server: evil9"))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "merged")
+    _git(top, "init", "-q")
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "merged")
     return repo
 
 
+@pytest.mark.parametrize("nested", [False, True])
 @pytest.mark.parametrize("args", [["domains/evil/evil.be.yaml"], ["domains/evil"],
                                   ["domains/evil/mailstate.yaml"], []])
 def test_a_config_in_a_customers_folder_is_never_obeyed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+        nested: bool) -> None:
     """`validate domains/<account>/x.yaml` (or the folder, or the planted file itself) uses
     the config at the repository root, never one planted beside the file."""
-    repo = _merged_repository(tmp_path)
+    repo = _merged_repository(tmp_path, nested)
     for cwd in (repo, repo / "domains" / "evil"):
         monkeypatch.chdir(cwd)
         shown = [str(Path(os.path.relpath(repo / a, cwd))) for a in args]
