@@ -54,7 +54,7 @@ def _quiet(server: str, step: str, detail: str) -> None:
 
 
 class Manager:
-    """A repository (a directory, domain files, or the ``mailstate.yaml`` found upwards).
+    """A repository (a directory, domain files, or the ``mailstate.yaml`` at the repository root).
 
     ``targets`` points servers elsewhere than their ``target:`` (``{"gregorius":
     "local:/tmp/g"}``; the key ``""`` means "the only server of the run"). ``progress`` is

@@ -105,7 +105,7 @@ def repository_config() -> Path | None:
 
 
 def repository_here() -> bool:
-    """Whether the working directory is in a repository (a mailstate.yaml at or above it)."""
+    """Whether the working directory is in a repository (a mailstate.yaml at its root)."""
     return repository_config() is not None
 
 

@@ -25,7 +25,7 @@ SCHEMES = ["ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT"]
               "no colour; github: workflow commands, shown inline on a pull request")
 def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
              fmt: str) -> None:
-    """Check domain files (a file, a directory, or the repository found upwards).
+    """Check domain files (a file, a directory, or the repository at the root of this one).
 
     Exit 0 when valid (warnings allowed), 1 when not.
     """

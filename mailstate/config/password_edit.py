@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -150,9 +151,21 @@ def read_new_password(login: str, interactive: bool, ask: Callable[[str], str],
 
 
 def change_password(path: Path, login: str, password: str, scheme: str = DEFAULT_SCHEME) -> None:
-    """Check, hash and write LOGIN's new password into the domain file at `path` in place."""
+    """Check, hash and write LOGIN's new password into the domain file at `path` in place.
+
+    Nothing is written through a link a customer could have committed: a domain file (or its
+    folder) that is a symbolic link is refused, and the new content goes to a temporary file
+    that `mkstemp` creates (exclusively, never following a link) beside it, renamed over."""
+    for link in (path, path.parent):
+        if link.is_symlink():
+            raise EditError(f"{path}: {link} is a symbolic link; a domain file must be a "
+                            "regular file in its folder: replace the link with the file "
+                            "itself; nothing was changed")
     try:
-        text = path.read_bytes().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            text = f.read().decode("utf-8")
+            mode = os.fstat(f.fileno()).st_mode
     except (OSError, UnicodeDecodeError) as exc:
         raise EditError(f"{path}: cannot read it ({exc})") from None
     data = _load(text, str(path))
@@ -162,11 +175,16 @@ def change_password(path: Path, login: str, password: str, scheme: str = DEFAULT
         raise EditError(f"refused: the password is too weak: {why}; nothing was changed")
     set_password(text, str(path), login, "{SCHEME}x")  # refuse a bad file before hashing
     result = set_password(text, str(path), login, hash_password(password, scheme))
-    tmp = path.with_name(f".{path.name}.mailstate-tmp")
+    tmp: Path | None = None
     try:
-        tmp.write_bytes(result.encode("utf-8"))
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mailstate-tmp",
+                                    dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(result.encode("utf-8"))
+            os.fchmod(f.fileno(), mode & 0o7777)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise EditError(f"{path}: cannot write it ({exc.strerror})") from None

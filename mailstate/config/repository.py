@@ -1,9 +1,11 @@
 """Finding and loading what a run works on: the repository config and its domain files.
 
-``mailstate validate`` with no argument finds ``mailstate.yaml`` in the current directory or a
-parent; with a directory it uses that directory's config (or treats it as a folder of domain
-files); with a domain file alone it needs nothing else (built-in plans, the file's own account
-and plan), so that ``mailstate validate examples/monsite.be.yaml`` just works.
+``mailstate validate`` with no argument uses the ``mailstate.yaml`` at the root of the
+repository (the git top-level of the working directory); with a directory that is a
+repository's root it uses that directory's config (any other is a folder of domain files);
+with a domain file alone outside any repository with a config, it needs nothing else
+(built-in plans, the file's own account and plan), so that
+``mailstate validate examples/monsite.be.yaml`` just works.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailstate.config.locate import domain_files, locate
+from mailstate.config.locate import CONFIG_NAME, domain_files, locate, stray_files
 from mailstate.model.diagnostics import Issue, Problems
 
 if TYPE_CHECKING:  # the YAML reader and the schema load only when files are read
@@ -52,6 +54,16 @@ def _renamed(issues: list[Issue], path: Path) -> list[Issue]:
     return [replace(i, path=_relative(path)) for i in issues]
 
 
+def _stray(path: Path) -> Issue:
+    if path.name == CONFIG_NAME:
+        return Issue(_relative(path), None, None, f"a {CONFIG_NAME} among the domain files is "
+                     "never used: the operator's config is the one at the root of the "
+                     "repository; remove this file")
+    return Issue(_relative(path), None, None, "not a domain file: only domain files "
+                 "(<domain>.yaml) belong in the domains folder and its account folders; move "
+                 "it out or remove it")
+
+
 def load_config(path: Path, issues: list[Issue]) -> Config:
     """Just the config (its defaults where it has errors, which land in `issues`)."""
     return _load_config(path, issues)[0]
@@ -87,6 +99,8 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
         root = config_path.resolve().parent
         folder = root / config.domains
         files = domain_files(folder, nested=True) if folder.is_dir() else []
+        if folder.is_dir():
+            issues.extend(_stray(path) for path in stray_files(folder, root))
         if config_doc is not None and not folder.is_dir():
             issues.append(config_doc.issue(("domains",),
                                            f"the domains directory {config.domains!r} does "

@@ -6,6 +6,7 @@ files are valid, and every error of a run is reported at once.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mailstate.config import changed_files as changes
@@ -28,17 +29,23 @@ def run(paths: list[str], base: str | None = None, changed_by: str | None = None
     changed: set[Path] | None = None
     try:
         if changed_by is not None:
-            changed = {Path(p).resolve() for p in paths if not Path(p).is_dir()}
+            # by their path, never resolved through a link (a link is itself refused)
+            changed = {Path(os.path.abspath(p)) for p in paths if not Path(p).is_dir()}
             paths = _repository_of(paths)
         repo, issues = load_repository(paths)
+        links: set[Path] = set()
         if base is not None:
             changed = (changed or set()) | changes.changed_since(repo.root, base)
+            if changed_by is not None:
+                links = changes.links_since(repo.root, base)
     except Problems as exc:
         return None, exc.issues
     if changed is not None:
-        repo.changed = {doc.path for doc, _ in repo.domains if Path(doc.path).resolve() in changed}
+        resolved = {p.resolve() for p in changed}
+        repo.changed = {doc.path for doc, _ in repo.domains
+                        if Path(doc.path).resolve() in resolved}
     if changed_by is not None and changed is not None and not repo.config_failed:
-        issues += changes.changed_by(repo, changed_by, changed, base)
+        issues += changes.changed_by(repo, changed_by, changed, base, links)
     if repo.config_failed:  # without a valid mailstate.yaml, every account would be "unknown"
         return None, sorted(set(issues), key=_position)
     desired, found = build(repo)
@@ -64,7 +71,8 @@ def _repository_of(files: list[str]) -> list[str]:
     config = find_config(start)
     if config is None:
         raise Problems([Issue(files[0] if files else ".", None, None, "--changed-by checks a "
-                              "repository: no mailstate.yaml here or in a parent directory")])
+                              "repository: no mailstate.yaml at its root (the git top-level); "
+                              "run it from the repository")])
     return [str(config)]
 
 

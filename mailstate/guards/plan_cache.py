@@ -116,7 +116,7 @@ def record_name(paths: list[str]) -> tuple[str, Path | None] | None:
 def inputs_digest(config: Path | None, domains: str | None, paths: list[str]) -> str:
     """The domain files a load reads from the config's folder `domains` (and the explicit
     ones), hashed: a file added, removed, edited or linked changes it."""
-    from mailstate.config.locate import domain_files
+    from mailstate.config.locate import domain_files, stray_files
 
     h = hashlib.sha256()
     if config is not None and domains is not None:
@@ -124,6 +124,8 @@ def inputs_digest(config: Path | None, domains: str | None, paths: list[str]) ->
         if folder.is_dir():
             for path in domain_files(folder, nested=True):
                 _file_digest(h, path)
+            for path in stray_files(folder, config.resolve().parent):  # each one an error
+                h.update(f"stray\0{path}\0".encode())
         else:
             h.update(b"\0no folder\0")
     return h.hexdigest()

@@ -81,3 +81,30 @@ def test_a_warning_repeated_per_mailbox_is_one_line_with_a_count(tmp_path: Path)
             if "convention" in line] == [
         f"login {name!r} does not follow the convention monsite0001, monsite0002 …"
         for name in ("info", "sales", "jobs")]
+
+
+def test_an_edited_or_damaged_saved_plan_exits_1_with_the_reason(tmp_path: Path) -> None:
+    """`show` and `apply --plan` of an edited or damaged plan file: a clear error, exit 1."""
+    import json
+
+    from mailstate.plan import Change, Plan, ServerPlan
+    from mailstate.views.json import render_json
+
+    plan = Plan([ServerPlan("mx1", "/nowhere", changes=[
+        Change("remove", "mailbox", "a@monsite.be", "monsite.be"),
+        Change("add", "mailbox", "b@monsite.be", "monsite.be")])])
+    data = json.loads(render_json(plan))
+    data["servers"][0]["changes"].pop(0)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps({"format": 1, "servers": [{"changes": 3}]}))
+    for path, why in ((edited, "the saved plan was edited since it was made"),
+                      (damaged, "a damaged mailstate plan file")):
+        for args in (["show", str(path)], ["apply", "--plan", str(path), "--auto-approve",
+                                           str(tmp_path / "none.yaml")]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1, result.output
+            assert why in result.output and "Traceback" not in result.output
+            assert not isinstance(result.exception, Exception) or \
+                isinstance(result.exception, SystemExit)

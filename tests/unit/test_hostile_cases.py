@@ -11,6 +11,7 @@ BASE` (plus `args:`), with the changed files as arguments when the case checks `
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -151,3 +152,133 @@ def test_a_symbolic_link_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 1
     assert "do-not-print-me" not in result.output and "token" not in result.output
     assert result.output.count("a symbolic link; a domain file must be a regular file") == 2
+
+
+def _merged_repository(tmp_path: Path, nested: bool = False) -> Path:
+    """A repository (git) after a customer's `mailstate.yaml` was merged into its folder:
+    the planted config names a server the root config does not have. `nested`: the
+    repository is a folder of a larger git repository."""
+    top = tmp_path / "top"
+    repo = top / "ops" if nested else top
+    shutil.copytree(CASES / "hostile" / "config_planted_in_account_folder", repo)
+    planted = repo / "domains" / "evil" / "mailstate.yaml"
+    planted.write_text(planted.read_text().replace("mx1:", "evil9:"))
+    own = repo / "domains" / "evil" / "evil.be.yaml"
+    own.write_text(own.read_text().replace("server: mx1", "server: evil9"))
+    _git(top, "init", "-q")
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "merged")
+    return repo
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("args", [["domains/evil/evil.be.yaml"], ["domains/evil"],
+                                  ["domains/evil/mailstate.yaml"], []])
+def test_a_config_in_a_customers_folder_is_never_obeyed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+        nested: bool) -> None:
+    """`validate domains/<account>/x.yaml` (or the folder, or the planted file itself) uses
+    the config at the repository root, never one planted beside the file."""
+    repo = _merged_repository(tmp_path, nested)
+    for cwd in (repo, repo / "domains" / "evil"):
+        monkeypatch.chdir(cwd)
+        shown = [str(Path(os.path.relpath(repo / a, cwd))) for a in args]
+        result = CliRunner().invoke(main, ["validate", *shown])
+        assert result.exit_code == 1, result.output
+        assert "mailstate.yaml" in result.output and "never used" in result.output, \
+            result.output
+        assert "Traceback" not in result.output
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["validate", "domains/evil/evil.be.yaml"])
+    assert "evil9" in result.output  # the root config has no such server
+
+
+def test_a_file_that_is_not_a_domain_file_among_them_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "hostile" / "changed_by_edits_the_config", repo)
+    (repo / "change.txt").unlink()
+    config = repo / "mailstate.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])
+    monkeypatch.chdir(repo)
+    assert CliRunner().invoke(main, ["validate"]).exit_code == 0
+    (repo / "domains" / "evil" / "notes.txt").write_text("hello\n")
+    (repo / "domains" / "README.md").write_text("hello\n")
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 1
+    for name in ("domains/evil/notes.txt", "domains/README.md"):
+        assert f"{name}: error: not a domain file: only domain files" in result.output
+
+
+def test_a_standalone_domain_file_needs_no_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(main, ["validate", "examples/monsite.be.yaml"])
+    assert result.exit_code == 0, result.output
+
+
+def _base_repository(tmp_path: Path) -> tuple[Path, str]:
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "hostile" / "changed_by_edits_the_config", repo)
+    (repo / "change.txt").unlink()
+    config = repo / "mailstate.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])
+    (repo / "CODEOWNERS").write_text("* @operator\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    return repo, _git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("committed", [False, True])
+@pytest.mark.parametrize("named", [False, True])
+def test_changed_by_refuses_a_link_to_the_customers_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed: bool, named: bool) -> None:
+    """A pull request that replaces CODEOWNERS (or adds a domain file) with a link into (or
+    out of) the customer's folder is refused, by its path in git, never resolved."""
+    repo, base = _base_repository(tmp_path)
+    (repo / "CODEOWNERS").unlink()
+    (repo / "CODEOWNERS").symlink_to("domains/evil/evil.be.yaml")
+    (repo / "domains" / "evil" / "other.be.yaml").symlink_to("../../mailstate.yaml")
+    if committed:
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "change")
+    monkeypatch.chdir(repo)
+    files = ["CODEOWNERS", "domains/evil/other.be.yaml"] if named else []
+    result = CliRunner().invoke(main, ["validate", "--base", base, "--changed-by", "evil",
+                                       *files])
+    assert result.exit_code == 1, result.output
+    for name in ("CODEOWNERS", "domains/evil/other.be.yaml"):
+        assert f"{name}: error: this change makes {name} a symbolic link" in result.output, \
+            result.output
+
+
+def test_changed_by_refuses_a_planted_config_and_what_is_not_a_domain_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, base = _base_repository(tmp_path)
+    evil = repo / "domains" / "evil"
+    (evil / "mailstate.yaml").write_text("domains: .\n")
+    (evil / "deeper").mkdir()
+    (evil / "deeper" / "x.yaml").write_text("domain: x.be\n")
+    (evil / ".hidden.yaml").write_text("domain: x.be\n")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["validate", "--base", base, "--changed-by", "evil"])
+    assert result.exit_code == 1, result.output
+    for name in ("mailstate.yaml", "deeper/x.yaml", ".hidden.yaml"):
+        assert f"domains/evil/{name}: error: this change touches" in result.output, \
+            result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, base = _base_repository(tmp_path)
+    name = os.path.join(os.fsencode(repo / "domains" / "evil"), b"\xff.yaml")
+    with open(name, "wb") as f:
+        f.write(b"domain: x.be\n")
+    monkeypatch.chdir(repo)
+    for extra in ([], ["--changed-by", "evil"]):
+        result = CliRunner().invoke(main, ["validate", "--base", base, *extra])
+        assert result.exit_code == 1, result.output
+        assert "a file whose name is not UTF-8; rename it" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -105,3 +105,34 @@ def test_two_different_answers_on_a_terminal_are_refused() -> None:
     answers = iter([GOOD, GOOD])
     assert read_new_password("box", True, lambda _: next(answers), lambda: "") == GOOD
     assert read_new_password("box", False, lambda _: "unused", lambda: GOOD + "\r\n") == GOOD
+
+
+def test_a_planted_link_at_the_old_temporary_name_is_not_written_through(
+        tmp_path: Path) -> None:
+    """A committed link named like a fixed temporary file, pointing at a git hook, must not
+    turn `passwd` into a write of the customer's choosing."""
+    folder = tmp_path / "domains" / "evil"
+    folder.mkdir(parents=True)
+    path = folder / "monsite.be.yaml"
+    path.write_bytes(EXAMPLE.read_bytes())
+    hook = tmp_path / "hook"
+    hook.write_text("#!/bin/sh\necho harmless\n")
+    (folder / ".monsite.be.yaml.mailstate-tmp").symlink_to(hook)
+    result = run("passwd", str(path), "monsite0001", input=GOOD + "\n")
+    assert result.exit_code == 0, result.output
+    assert hook.read_text() == "#!/bin/sh\necho harmless\n"
+    assert not path.is_symlink() and "monsite0001" in path.read_text()
+    assert sorted(p.name for p in folder.iterdir()) == [".monsite.be.yaml.mailstate-tmp",
+                                                        "monsite.be.yaml"]
+
+
+def test_a_domain_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.yaml"
+    target.write_bytes(EXAMPLE.read_bytes())
+    path = tmp_path / "monsite.be.yaml"
+    path.symlink_to(target)
+    result = CliRunner().invoke(main, ["passwd", str(path), "monsite0001"],
+                                input=GOOD + "\n")
+    assert result.exit_code == 1, result.output
+    assert "is a symbolic link; a domain file must be a regular file" in result.output
+    assert path.is_symlink() and target.read_bytes() == EXAMPLE.read_bytes()

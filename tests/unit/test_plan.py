@@ -72,9 +72,11 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
     path = server.domain((case / "domain.yaml").read_text())
 
     outputs: dict[str, str] = {}
+    raw: dict[str, str] = {}
     for name, fmt in VIEWS.items():
         result = server.cli("plan", str(path), "--format", fmt, "-q")
         assert result.exit_code == 0, result.output
+        raw[name] = result.stdout
         outputs[name] = normalise(result.stdout, server)
         assert result.stderr == ""  # -q: no progress, and nothing else to say
         if fmt == "json":
@@ -87,7 +89,7 @@ def test_plan_case(case: Path, server: LocalServer) -> None:
     for text in outputs.values():
         for part in HASH_PARTS:
             assert part not in text
-    plan = load_plan(outputs["plan.json"])
+    plan = load_plan(raw["plan.json"])  # as saved: its checksum must still hold
     assert normalise(render_json(plan), server) == outputs["plan.json"]
     assert normalise(render_text(plan), server) == outputs["plan.txt"]
     assert normalise(render_markdown(plan), server) == outputs["plan.md"]
@@ -353,3 +355,45 @@ def test_markdown_of_a_small_plan_leaves_nothing_out() -> None:
     md = render_markdown(big_plan(3, 5))
     assert "too long" not in md and md.count("<details>") == 3
     assert md.count("| + | mailbox `") == 15
+
+
+def test_a_saved_plan_edited_by_hand_is_refused() -> None:
+    """Removing a change from `plan --out`'s JSON (so that apply does what the reviewers never
+    saw) is refused: the checksum is recomputed from what was loaded."""
+    text = render_json(two_servers())
+    data = json.loads(text)
+    assert data["servers"][0]["changes"]
+    data["servers"][0]["changes"].pop()
+    with pytest.raises(ValueError, match="the saved plan was edited since it was made; make "
+                       "it again with `mailstate plan --out`"):
+        load_plan(json.dumps(data))
+    data = json.loads(text)
+    del data["checksum"]
+    with pytest.raises(ValueError, match="edited since it was made"):
+        load_plan(json.dumps(data))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.update(servers={"a": 1}),
+    lambda d: d.update(servers=[1]),
+    lambda d: d.update(servers=None),
+    lambda d: d["servers"][0].update(changes=5),
+    lambda d: d["servers"][0].update(moved=[1, 2]),
+    lambda d: d["servers"][0].update(reloads="postfix"),
+    lambda d: d["servers"][0].update(server=["mx1"]),
+    lambda d: d["servers"][0].update(live_objects="3"),
+    lambda d: d["servers"][0]["changes"][0].update(fields=["x"]),
+    lambda d: d["servers"][0]["changes"][0].update(name={"x": 1}),
+    lambda d: d["servers"][0]["changes"][0].update(action="explode"),
+    lambda d: d["servers"][0]["changes"][0].pop("kind"),
+    lambda d: d["servers"][0].pop("server"),
+    lambda d: d["servers"][0].update(extra=1),
+])
+def test_a_damaged_saved_plan_is_a_clear_error(damage: Any) -> None:
+    data = json.loads(render_json(two_servers()))
+    damage(data)
+    with pytest.raises(ValueError, match="a damaged mailstate plan file"):
+        load_plan(json.dumps(data))
+    for shape in ("[]", "3", '"x"', "null", '{"format": 1}'):
+        with pytest.raises(ValueError):
+            load_plan(shape)
