@@ -71,7 +71,7 @@ def main() -> None:
         return result
 
     transport.run = timed_run  # type: ignore[method-assign]
-    prepared = prepare(desired, server, transport)
+    prepared = prepare(desired.intent(server), transport)
     read = round_trips.pop()
     lap("read+render+compare")
     times["read (round trip)"] = round(read, 4)

@@ -317,7 +317,7 @@ def settle(desired: Desired, prep: Prepared,
     if not prep.snapshot.journal:
         return prep, []
     output = recover_server(prep, lock_timeout)
-    return prepare(desired, prep.plan.server, prep.transport), output
+    return prepare(desired.intent(prep.plan.server), prep.transport), output
 
 
 def unlock_server(prep: Prepared) -> list[str]:

@@ -272,9 +272,9 @@ class Manager:
             if run.prepared is None:
                 from mailstate.engine.prepare import prepare, record_of
 
-                desired = self.desired
-                run.prepared = prepare(desired, run.name, transport, snapshot)
-                self._kept[run.name] = record_of(desired, run.prepared)
+                intent = self.desired.intent(run.name)
+                run.prepared = prepare(intent, transport, snapshot)
+                self._kept[run.name] = record_of(intent, run.prepared)
             if self.settle and run.prepared.snapshot.journal:
                 from mailstate.apply import settle
 

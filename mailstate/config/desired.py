@@ -46,6 +46,35 @@ class Desired:
     def server_config(self, name: str) -> Server:
         return self.repo.config.servers.get(name, Server())
 
+    def intent(self, server: str) -> ServerIntent:
+        """What one server should become: all that preparing its plan may look at."""
+        welcome = frozenset(self.welcome.get(server, set()))
+        contacts: dict[str, tuple[str, str]] = {}
+        for item in self.inputs:
+            account = self.accounts.get(item.account)
+            if item.server != server or item.domain is None or account is None \
+                    or not account.contact:
+                continue
+            boxes = set(item.domain.mailboxes)
+            if boxes and not boxes & welcome:
+                continue  # every mailbox says `welcome: false`: taken over (import), not set up
+            contacts[item.domain.name] = (item.account, str(account.contact))
+        return ServerIntent(server, self.server_config(server), self.servers[server], welcome,
+                            contacts)
+
+
+@dataclass(frozen=True)
+class ServerIntent:
+    """One server's part of the desired state: its settings, its state, the logins that get a
+    welcome mail when created, and the account and contact to tell of each domain that can be
+    new (a domain some of whose mailboxes get a welcome mail, or that has none)."""
+
+    server: str
+    config: Server
+    state: st.ServerState
+    welcome: frozenset[str]
+    contacts: dict[str, tuple[str, str]]
+
 
 def resolve(target: str, domain: str) -> str:
     """'info' -> 'info@domain'; a full address is checked and kept."""

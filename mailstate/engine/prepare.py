@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailstate.guards.plan_cache import ServerRecord, quota_warnings
-from mailstate.model.layout import Facts, Layout, Rendered
+from mailstate.model.layout import Facts, Layout, Rendered, RenderedFile
 from mailstate.plan import Action, Change, FieldChange, FileAction, Kind, ServerPlan
 from mailstate.server.local import LocalTransport
 from mailstate.server.read import Snapshot, read_snapshot
 from mailstate.server.transport import Transport, TransportError
 
 if TYPE_CHECKING:  # the full plan's modules load only when a server is planned in full
-    from mailstate.config.desired import Desired
+    from mailstate.config.desired import Desired, ServerIntent
     from mailstate.model.state import ServerState
     from mailstate.schema import Server
 
@@ -127,50 +127,77 @@ def _fingerprint(hashes: dict[str, str], settings: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def prepare(desired: Desired, server: str, transport: Transport,
+def prepare(intent: ServerIntent, transport: Transport,
             snapshot: Snapshot | None = None) -> Prepared:
     """Read (unless `snapshot` was), parse, render and compare one server (one round trip)."""
-    from mailstate.files.parse import parse
-    from mailstate.files.render import file_group, render
-    from mailstate.model.routing import route_changes
-    from mailstate.plan import diff_states
+    from mailstate.files.render import render
 
-    config = desired.server_config(server)
-    layout = config.layout
+    layout = intent.config.layout
     snapshot = snapshot or read_snapshot(transport, layout, Facts())
     manifest, generation = _manifest(snapshot.files.get(f"{layout.state_dir}/manifest.json"))
     live_files = _live_files(snapshot, layout)
-    state = desired.servers[server]
-    rendered = render(state, layout, snapshot.facts)
+    rendered = render(intent.state, layout, snapshot.facts)
     wanted = rendered.by_path()
     wanted_files = {p: f.content for p, f in wanted.items()}
     live_hashes = {p: sha256(c) for p, c in live_files.items()}
     wanted_hashes = {p: sha256(c) for p, c in wanted_files.items()}
 
-    plan = ServerPlan(server, transport.name)
-    unchanged = live_hashes == manifest
+    plan = ServerPlan(intent.server, transport.name)
     recorded = _recorded_state(snapshot.files.get(f"{layout.state_dir}/state.json"),
-                               generation) if unchanged else None
-    live_state = state
+                               generation) if live_hashes == manifest else None
+    live_state = _compare(plan, intent.state, live_files, wanted_files, recorded, manifest,
+                          layout, snapshot.facts)
+    plan.live_objects = sum(len(d.mailboxes) + len(d.aliases)
+                            for d in live_state.domains.values())
+    _file_actions(plan, wanted, live_files, live_hashes, manifest, layout)
+    settings = {k: v for k, v in rendered.postfix_settings.items()
+                if snapshot.postconf.get(k) != v}
+    services = _server_changes(plan, settings, snapshot)
+    plan.warnings += quota_warnings(_quotas(intent.state), snapshot.usage)
+    plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
+    added = {c.name for c in plan.changes if c.kind == Kind.MAILBOX and c.action == Action.ADD}
+    plan.welcome = sorted(added & intent.welcome)
+    new_domains = {c.name for c in plan.changes if c.kind == Kind.DOMAIN and c.action == Action.ADD}
+    notices = {d: who for d, who in intent.contacts.items() if d in new_domains}
+    plan.notices = sorted(notices)
+    managed_settings = {k: snapshot.postconf.get(k, "") for k in rendered.postfix_settings}
+    plan.live_fingerprint = _fingerprint(live_hashes, managed_settings)
+    plan.desired_fingerprint = _fingerprint(wanted_hashes, rendered.postfix_settings)
+    return Prepared(plan, transport, layout, intent.config, rendered, snapshot, manifest,
+                    live_hashes, wanted_hashes, settings, notices)
+
+
+def _compare(plan: ServerPlan, state: ServerState, live_files: dict[str, bytes],
+             wanted_files: dict[str, bytes], recorded: ServerState | None,
+             manifest: dict[str, str], layout: Layout, facts: Facts) -> ServerState:
+    """The plan's object changes and routing; returns the live state they were made from."""
+    from mailstate.files.parse import parse
+    from mailstate.model.routing import route_changes
+    from mailstate.plan import diff_states
+
     if live_files == wanted_files:
-        pass  # byte-identical: render is deterministic and parse(render(s)) == s is tested
-    elif recorded is not None:
+        return state  # byte-identical: render is deterministic, parse(render(s)) == s is tested
+    if recorded is not None:
         # Every managed file is exactly what the last apply wrote (hashes in the manifest),
         # so the live state is the state that apply recorded: no need to parse it back.
-        live_state = recorded
-        plan.changes = diff_states(recorded, state)
-        plan.routing = route_changes(recorded, state)
+        live = recorded
     else:
-        parsed = parse(live_files, layout, snapshot.facts,
-                       known=wanted_files)
+        parsed = parse(live_files, layout, facts, known=wanted_files)
         # Lines of a file mailstate never wrote (Debian's /etc/default/postgrey on a fresh
         # server) are not news: apply adopts such files. Report only files mailstate owns.
         plan.warnings = [w for w in parsed.warnings if w.split(":", 1)[0] in manifest]
-        live_state = parsed.state
-        plan.changes = diff_states(parsed.state, state)
-        plan.routing = route_changes(parsed.state, state)
-    plan.live_objects = sum(len(d.mailboxes) + len(d.aliases)
-                            for d in live_state.domains.values())
+        live = parsed.state
+    plan.changes = diff_states(live, state)
+    plan.routing = route_changes(live, state)
+    return live
+
+
+def _file_actions(plan: ServerPlan, wanted: dict[str, RenderedFile],
+                  live_files: dict[str, bytes], live_hashes: dict[str, str],
+                  manifest: dict[str, str], layout: Layout) -> None:
+    """The files to write and remove, and which of them were edited by hand (drift)."""
+    from mailstate.files.render import file_group
+
     for path, file in sorted(wanted.items()):
         live = live_files.get(path)
         if live == file.content:
@@ -187,14 +214,15 @@ def prepare(desired: Desired, server: str, transport: Transport,
         if live_hash is not None and manifest.get(action.path, live_hash) != live_hash:
             plan.drift.append(action.path)
 
-    settings = {k: v for k, v in rendered.postfix_settings.items()
-                if snapshot.postconf.get(k) != v}
+
+def _server_changes(plan: ServerPlan, settings: dict[str, str], snapshot: Snapshot) -> set[str]:
+    """main.cf settings, an unfinished apply, a postgrey running other settings; returns the
+    services to reload."""
     for key, value in sorted(settings.items()):
         plan.changes.append(Change(Action.CHANGE if key in snapshot.postconf else Action.ADD,
                                    Kind.POSTFIX_SETTING, key, None,
                                    [FieldChange(key, snapshot.postconf.get(key), value)],
                                    note="" if key in snapshot.postconf else value))
-    plan.warnings += quota_warnings(_quotas(state), snapshot.usage)
     services = {a.service for a in plan.files} | ({"postfix"} if settings else set())
     if snapshot.journal:
         plan.changes.append(Change(Action.CHANGE, Kind.UNFINISHED_APPLY, snapshot.journal,
@@ -204,32 +232,12 @@ def prepare(desired: Desired, server: str, transport: Transport,
         plan.changes.append(Change(Action.CHANGE, Kind.DAEMON, "postgrey",
                                    note=f"{snapshot.postgrey}; apply restarts it"))
         services.add("postgrey")
-    plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
-    added = {c.name for c in plan.changes if c.kind == Kind.MAILBOX and c.action == Action.ADD}
-    plan.welcome = sorted(added & desired.welcome.get(server, set()))
-    new_domains = {c.name for c in plan.changes if c.kind == Kind.DOMAIN and c.action == Action.ADD}
-    notices = {}
-    welcomed = desired.welcome.get(server, set())
-    for item in desired.inputs:
-        account = desired.accounts.get(item.account)
-        if (item.server != server or item.domain is None or item.domain.name not in
-                new_domains or account is None or not account.contact):
-            continue
-        boxes = set(item.domain.mailboxes)
-        if boxes and not boxes & welcomed:
-            continue  # every mailbox says `welcome: false`: taken over (import), not set up
-        notices[item.domain.name] = (item.account, str(account.contact))
-    plan.notices = sorted(notices)
-    managed_settings = {k: snapshot.postconf.get(k, "") for k in rendered.postfix_settings}
-    plan.live_fingerprint = _fingerprint(live_hashes, managed_settings)
-    plan.desired_fingerprint = _fingerprint(wanted_hashes, rendered.postfix_settings)
-    return Prepared(plan, transport, layout, config, rendered, snapshot, manifest, live_hashes,
-                    wanted_hashes, settings, notices)
+    return services
 
 
-def record_of(desired: Desired, prep: Prepared) -> ServerRecord:
+def record_of(intent: ServerIntent, prep: Prepared) -> ServerRecord:
     """What the plan cache keeps of a fully prepared server (see ``plan_cache``)."""
-    state = desired.servers[prep.plan.server]
+    state = intent.state
     return ServerRecord(prep.snapshot.facts.model_dump(mode="json"), prep.wanted_hashes,
                         dict(prep.rendered.postfix_settings), _quotas(state),
                         sum(len(d.mailboxes) + len(d.aliases) for d in state.domains.values()))

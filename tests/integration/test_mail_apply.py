@@ -180,7 +180,7 @@ def round_trips(site: Site) -> tuple[int, int]:
     transport = SSHTransport(config.target, known_hosts=config.known_hosts,
                              identity=config.identity)
     try:
-        prep = prepare(desired, SERVER, transport)
+        prep = prepare(desired.intent(SERVER), transport)
         planned = transport.round_trips
         assert prep.plan.has_changes
         applied = apply_server(prep, desired.servers[SERVER])

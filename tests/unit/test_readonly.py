@@ -76,7 +76,7 @@ def test_a_plan_through_the_read_program_equals_a_normal_plan(server: LocalServe
     desired, issues = validate_run([str(path)])
     assert desired is not None, issues
     [normal] = server.prepare(path)[1]
-    forced = prepare(desired, "maximusconfessor", ForcedCommand(server.root))
+    forced = prepare(desired.intent("maximusconfessor"), ForcedCommand(server.root))
     assert forced.plan.changes == normal.plan.changes and forced.plan.changes
     assert forced.plan.live_fingerprint == normal.plan.live_fingerprint
     assert render_text(Plan([forced.plan])).replace("forced:", "local:") == \
