@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.files.formats.lines import Line
 from mailstate.files.paths import ALIAS_MAP, POSTFIX_MAPS, derived
-from mailstate.files.render import LOGIN, file_group, render
+from mailstate.files.render import LIVE_LOGIN, file_group, render
 from mailstate.model.layout import MANAGED_HEADER, Facts, Layout, Rendered
 from mailstate.model.passwords import mask_hashes
 from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState, Vacation
@@ -134,7 +134,7 @@ class _Reader:
             kept = self.layout.homes.get(e.user) if e else None
             if kept is not None and e is not None and e.home == kept.home:
                 home = [kept.domain, e.user]  # a home kept where another tool made it
-            if e is None or not LOGIN.fullmatch(e.user) or e.user in self.boxes:
+            if e is None or not LIVE_LOGIN.fullmatch(e.user) or e.user in self.boxes:
                 self.warn(self.passwd, line)
                 continue
             if len(home) != 2 or home[1] != e.user or not home[0]:

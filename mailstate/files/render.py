@@ -23,8 +23,10 @@ from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.model.layout import Facts, Layout, Rendered, RenderedFile
 from mailstate.model.passwords import WEAK_SCHEMES
 from mailstate.model.state import Domain, Mailbox, ServerState
+from mailstate.model.values import check_login
 
-LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+# What parse accepts as a login read from a server (looser than what mailstate writes).
+LIVE_LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 PASSWD_MODE = 0o640  # hashes: readable by root and the Dovecot auth process only
 PASSWD_GROUP = "dovecot"  # Dovecot's auth process runs as the internal user, not root
 DISABLED_REASON = "REJECT primary address disabled"
@@ -59,10 +61,9 @@ def _jinja():  # type: ignore[no-untyped-def]
 
 
 def login(value: str) -> str:
-    """A login that is safe as a file name and as a passwd-file user."""
-    if not LOGIN.fullmatch(value):
-        raise ValueError(f"not a valid login: {value!r}")
-    return value
+    """A login that is safe as a file name and as a passwd-file user: the same rule as the
+    domain files' (``check_login``), checked again where it becomes a file's bytes."""
+    return check_login(value)
 
 
 def _by_address(entries: dict[str, tuple[str, ...]], alias: bool = False) -> list[tuple[str, str]]:

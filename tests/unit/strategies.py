@@ -18,7 +18,8 @@ MiB = 1024 * 1024
 label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 domain_name = st.builds(lambda a, b: f"{a}.{b}", label, st.sampled_from(["be", "com", "eu"]))
 local_part = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,10}", fullmatch=True)
-login = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,12}", fullmatch=True)
+login = st.from_regex(r"[a-z0-9](?:[a-z0-9._-]{0,11}[a-z0-9])?", fullmatch=True).filter(
+    lambda v: ".." not in v)  # check_login: what validation lets through
 external = st.builds(lambda lp, d: f"{lp}@{d}", local_part, st.sampled_from(
     ["gmail.com", "example.org", "outside.net"]))
 
