@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mailstate.model.diagnostics import Issue
     from mailstate.model.routing import Explanation
     from mailstate.plan import Plan
+    from mailstate.views.text import Line
 
 FORMATS = ("text", "markdown", "json")  # the views of a plan
 
@@ -87,6 +88,14 @@ def render_plan(plan: Plan, fmt: str = "text", full_plan: str | None = None) -> 
     from mailstate.views.text import render_text
 
     return render_text(plan)
+
+
+def plan_lines(plan: Plan) -> list[Line]:
+    """The text plan line by line, each with its tone (add, change, remove, warning), for a
+    terminal to colour."""
+    from mailstate.views.text import render_lines
+
+    return render_lines(plan)
 
 
 def json_schema(which: str) -> str:

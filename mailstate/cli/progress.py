@@ -10,17 +10,18 @@ with ``NO_COLOR`` set (https://no-color.org).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from mailstate.views.text import Line
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 _CODES = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1"}
-_SYMBOL = re.compile(r"^(\s*)([+~-]) ")
-_SYMBOL_COLOUR = {"+": "green", "~": "yellow", "-": "red"}
+_TONE_COLOUR = {"add": "green", "change": "yellow", "remove": "red", "warning": "yellow"}
 
 
 def colour_enabled(stream: TextIO) -> bool:
@@ -33,19 +34,10 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
     return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
 
 
-def colour_plan(text: str, enabled: bool) -> str:
-    """A plan's text with + ~ - lines coloured as Terraform colours them."""
-    if not enabled:
-        return text
-    out = []
-    for line in text.splitlines(keepends=True):
-        m = _SYMBOL.match(line)
-        if m:
-            line = paint(line.rstrip("\n"), _SYMBOL_COLOUR[m[2]], True) + "\n"
-        elif line.lstrip().startswith("!"):
-            line = paint(line.rstrip("\n"), "yellow", True) + "\n"
-        out.append(line)
-    return "".join(out)
+def colour_plan(lines: list[Line], enabled: bool) -> str:
+    """A plan's lines with + ~ - lines coloured as Terraform colours them, warnings yellow."""
+    return "".join(paint(line.text, _TONE_COLOUR.get(line.tone or ""), enabled) + "\n"
+                   for line in lines)
 
 
 class View:

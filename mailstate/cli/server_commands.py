@@ -95,9 +95,9 @@ class _Run:
     @staticmethod
     def echo_plan(fleet) -> None:  # type: ignore[no-untyped-def]
         from mailstate.cli.progress import colour_enabled, colour_plan
-        from mailstate.offline import render_plan
+        from mailstate.offline import plan_lines
 
-        click.echo(colour_plan(render_plan(fleet.plan), colour_enabled(sys.stdout)), nl=False,
+        click.echo(colour_plan(plan_lines(fleet.plan), colour_enabled(sys.stdout)), nl=False,
                    color=True)
 
     @staticmethod

@@ -7,7 +7,7 @@ characters reach a plan); warnings go through ``mask_hashes``, so no hash is pri
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailstate.model.passwords import mask_hashes
 from mailstate.model.routing import shown_address
@@ -60,20 +60,34 @@ def server_summary(changes: list[Change], has_changes: bool) -> str:
     return Counts.of(changes).text() if changes else "only file layout differs"
 
 
+class Line(NamedTuple):
+    """One line of the text plan and what it says: an action's, a warning's, or plain
+    (None), so that a terminal can colour it without reading the text back."""
+
+    text: str
+    tone: str | None = None  # "add" | "change" | "remove" | "warning" | None
+
+
 def render_text(plan: Plan) -> str:
-    lines: list[str] = []
+    return "\n".join(line.text for line in render_lines(plan)) + "\n"
+
+
+def render_lines(plan: Plan) -> list[Line]:
+    """The text plan, line by line, each with its tone."""
+    lines: list[Line | str] = []
     for server in plan.servers:
         lines.append(f"Server {server.server} ({server.target})")
-        lines += [f"  ! {mask_hashes(w)}" for w in server.warnings]
-        lines += [f"  ! drift: {p} was edited by hand since the last apply" for p in
-                  server.drift]
+        lines += [Line(f"  ! {mask_hashes(w)}", "warning") for w in server.warnings]
+        lines += [Line(f"  ! drift: {p} was edited by hand since the last apply", "warning")
+                  for p in server.drift]
         for domain, changes in by_domain(server.changes):
             indent = "  "
             if domain:
                 lines.append(f"  {domain}")
                 indent = "    "
             for change in changes:
-                lines.append(f"{indent}{SYMBOL[change.action]} {headline(change)}")
+                lines.append(Line(f"{indent}{SYMBOL[change.action]} {headline(change)}",
+                                  str(change.action)))
                 lines += [f"{indent}    {f.field}: {show(f.old)} -> {show(f.new)}"
                           for f in change.fields if change.action == Action.CHANGE]
             routing = [r for r in server.routing if r.domain == domain]
@@ -108,5 +122,5 @@ def render_text(plan: Plan) -> str:
         checksum = plan.checksum()
         lines.append(f"Plan checksum: {checksum} (apply exactly this plan: "
                      f"`mailstate apply --checksum {checksum}`)")
-    return "\n".join(lines) + "\n"
+    return [line if isinstance(line, Line) else Line(line) for line in lines]
 
