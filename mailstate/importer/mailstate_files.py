@@ -8,14 +8,11 @@ is that planning the written files against the same server shows no changes.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
-
+from mailstate.importer.yaml_writer import dump
 from mailstate.model.state import Domain, Mailbox, ServerState
 from mailstate.model.values import GIB, ROLE_ALIASES, format_duration, format_size
 from mailstate.schema import BUILTIN_PLANS
@@ -67,9 +64,7 @@ def _mailbox(box: Mailbox) -> dict[str, Any]:
         data["forward"] = {"to": list(box.forward), "keep_copy": box.keep_copy}
     if box.vacation:
         v = box.vacation
-        vacation: dict[str, Any] = {"subject": v.subject,
-                                    "message": LiteralScalarString(v.message)
-                                    if "\n" in v.message else v.message}
+        vacation: dict[str, Any] = {"subject": v.subject, "message": v.message}
         if v.sender:
             vacation["from"] = v.sender
         if v.interval != DEFAULT_INTERVAL:
@@ -133,20 +128,14 @@ def import_state(state: ServerState, server: str, out: Path, account: str | None
     files used on their own); in a repository the plan belongs in mailstate.yaml instead.
     """
     owners = {name: account or account_of(d) for name, d in state.domains.items()}
-    yaml = YAML()
-    yaml.default_flow_style = False
-    yaml.width = 100
     out.mkdir(parents=True, exist_ok=True)
     written: dict[Path, str] = {}
     for name, domain in sorted(state.domains.items()):
         mine = [d for n, d in state.domains.items() if owners[n] == owners[name]]
         boxes = [b for d in mine for b in d.mailboxes.values()]
         plan = smallest_plan(len(boxes), sum(b.quota for b in boxes), len(mine))
-        buffer = io.StringIO()
-        buffer.write(f"# Imported by `mailstate import` from server {server}.\n")
-        yaml.dump(domain_file(domain, server, owners[name], plan if with_plan else None),
-                  buffer)
+        text = dump(domain_file(domain, server, owners[name], plan if with_plan else None))
         path = out / f"{name}.yaml"
-        path.write_text(buffer.getvalue())
+        path.write_text(f"# Imported by `mailstate import` from server {server}.\n{text}")
         written[path] = owners[name]
     return written
