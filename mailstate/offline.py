@@ -146,9 +146,10 @@ def dns_files(records: list[Record]) -> dict[str, str]:
     return octodns_files(records)
 
 
-def check_dns(records: list[Record], nameserver: str | None = None,
-              port: int = 53) -> list[Finding]:
-    """Each record looked up in live DNS (the system's resolver, or only `nameserver`)."""
+def check_dns(records: list[Record], nameserver: str | None = None, port: int = 53,
+              timeout: float = 5.0) -> list[Finding]:
+    """Each record looked up in live DNS (the system's resolver, or only `nameserver`),
+    waiting at most `timeout` seconds for one answer."""
     from mailstate.dns.check import check, resolver_for
 
-    return check(records, resolver_for(nameserver, port))
+    return check(records, resolver_for(nameserver, port, timeout))

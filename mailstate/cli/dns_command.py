@@ -46,8 +46,10 @@ def _nameserver(value: str | None) -> tuple[str | None, int]:
               "each one missing or wrong")
 @click.option("--resolver", metavar="IP[:PORT]", help="with --check: ask this DNS server "
               "instead of the system's resolver")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True,
+              help="with --check: seconds to wait for one answer")
 def dns(paths: tuple[str, ...], fmt: str, domains: tuple[str, ...], out: Path | None,
-        check: bool, resolver: str | None) -> None:
+        check: bool, resolver: str | None, timeout: float) -> None:
     """Print the DNS records each domain and domain alias needs (MX, SPF, DMARC, SRV), or
     check them against live DNS (--check).
 
@@ -76,7 +78,7 @@ def dns(paths: tuple[str, ...], fmt: str, domains: tuple[str, ...], out: Path | 
         click.echo(render_dns(records, fmt), nl=False)
         return
     nameserver, port = _nameserver(resolver)
-    findings = check_dns(records, nameserver, port)
+    findings = check_dns(records, nameserver, port, timeout)
     bad = [f for f in findings if not f.ok]
     for finding in findings:
         click.secho(str(finding), fg=None if finding.ok else "red")

@@ -22,8 +22,6 @@ import dns.resolver
 
 from mailstate.dns.records import Record
 
-TIMEOUT = 5.0  # seconds for one lookup, all tries included
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -46,7 +44,8 @@ class Finding:
         return head
 
 
-def resolver_for(nameserver: str | None, port: int = 53) -> dns.resolver.Resolver:
+def resolver_for(nameserver: str | None, port: int = 53,
+                 timeout: float = 5.0) -> dns.resolver.Resolver:
     """The system's resolver, or one that asks only `nameserver` (an IP address)."""
     if nameserver is None:
         resolver = dns.resolver.Resolver()
@@ -54,7 +53,7 @@ def resolver_for(nameserver: str | None, port: int = 53) -> dns.resolver.Resolve
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [nameserver]
         resolver.port = port
-    resolver.lifetime = TIMEOUT
+    resolver.lifetime = timeout  # one lookup, all its tries
     resolver.cache = None
     return resolver
 
