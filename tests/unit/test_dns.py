@@ -155,3 +155,26 @@ def test_bad_options_are_a_clear_error(repo: Path, args: list[str]) -> None:
     code, out, err = run(*extra, *args)
     assert code == 1 and out == "" and "error: " in err and "Traceback" not in err
     assert not (repo / "somewhere").exists()
+
+
+def test_octodns_itself_loads_the_files(repo: Path, tmp_path: Path) -> None:
+    from octodns.provider.yaml import YamlProvider
+    from octodns.zone import Zone
+
+    code, _, err = run("--format", "octodns", "--out", str(tmp_path / "zones"))
+    assert code == 0, err
+    provider = YamlProvider("mailstate", str(tmp_path / "zones"), enforce_order=False,
+                            escaped_semicolons=True)
+    zone = Zone("monsite.com.", [])
+    provider.populate(zone)
+    def text(value: object) -> str:  # MX and SRV values are objects, TXT values strings
+        return str(value) if isinstance(value, str) else value.rdata_text  # type: ignore
+
+    got = {(r.name, r._type, r.ttl, tuple(text(v) for v in r.values)) for r in zone.records}
+    assert got == {
+        ("", "MX", 3600, (f"10 {HOST}.",)),
+        ("", "TXT", 3600, ("v=spf1 mx -all",)),
+        ("_dmarc", "TXT", 3600, ("v=DMARC1\\; p=none\\; rua=mailto:dmarc@all2all.org",)),
+        ("_imaps._tcp", "SRV", 3600, (f"0 1 993 {HOST}.",)),
+        ("_pop3s._tcp", "SRV", 3600, (f"0 1 995 {HOST}.",)),
+    }
