@@ -168,7 +168,7 @@ def test_octodns_itself_loads_the_files(repo: Path, tmp_path: Path) -> None:
     zone = Zone("monsite.com.", [])
     provider.populate(zone)
     def text(value: object) -> str:  # MX and SRV values are objects, TXT values strings
-        return str(value) if isinstance(value, str) else value.rdata_text  # type: ignore
+        return str(value) if isinstance(value, str) else value.to_rdata_text()  # type: ignore
 
     got = {(r.name, r._type, r.ttl, tuple(text(v) for v in r.values)) for r in zone.records}
     assert got == {
