@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages that mailstate's integration test hosts run, the authoritative DNS
-# server the DNS tests run (nsd), and the shell linter
-# that .ci/run runs (shellcheck), as root, idempotent.
+# server the DNS tests run (nsd), and the shell linter that .ci/run runs (shellcheck), as root,
+# idempotent.
 #
 # The daemons are not configured or started on the machine itself: Postfix gets "No
 # configuration", and a policy-rc.d (created only if missing) stops apt from starting services.
