@@ -112,8 +112,7 @@ def check(records: list[Record], resolver: dns.resolver.Resolver) -> list[Findin
                                                      raise_on_no_answer=False) or [])
             except dns.resolver.NXDOMAIN:
                 answers[key] = []
-            except (dns.exception.Timeout, dns.resolver.NoNameservers,
-                    dns.resolver.LifetimeTimeout) as exc:
+            except (dns.exception.DNSException, OSError) as exc:  # no usable answer
                 answers[key] = Finding(record, "unanswered", detail=str(exc))
         answer = answers[key]
         if isinstance(answer, Finding):
