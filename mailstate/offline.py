@@ -124,12 +124,17 @@ def check_checksum(expected: str, fresh: Plan, reviewed: Plan | None = None) -> 
     return None
 
 
-def dns_records(desired: Desired, domains: list[str] | None = None) -> list[Record]:
-    """The DNS records every domain and domain alias needs (of `domains`, when given);
-    ``mailstate.dns.records.DnsError`` when the repository cannot name them."""
-    from mailstate.dns.records import domain_records
+def dns_records(desired: Desired, domains: list[str] | None = None,
+                paths: list[str] | None = None) -> list[Record]:
+    """The DNS records every domain and domain alias needs (of `domains`, and of the domain
+    files among `paths`, when given); ``mailstate.dns.records.DnsError`` when the repository
+    cannot name them."""
+    from mailstate.dns.records import domain_records, domains_of_files
 
-    return domain_records(desired, set(domains) if domains else None)
+    only = set(domains or ())
+    if paths:
+        only |= domains_of_files(desired, paths) or set()
+    return domain_records(desired, only or None)
 
 
 def render_dns(records: list[Record], fmt: str = "zone") -> str:

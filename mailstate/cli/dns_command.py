@@ -51,7 +51,8 @@ def _nameserver(value: str | None) -> tuple[str | None, int]:
 def dns(paths: tuple[str, ...], fmt: str, domains: tuple[str, ...], out: Path | None,
         check: bool, resolver: str | None, timeout: float) -> None:
     """Print the DNS records each domain and domain alias needs (MX, SPF, DMARC, SRV), or
-    check them against live DNS (--check).
+    check them against live DNS (--check). A domain file as PATH: only its domain and domain
+    aliases.
 
     Exit 0; with --check 1 when any record is missing, wrong or unanswered.
     """
@@ -64,7 +65,7 @@ def dns(paths: tuple[str, ...], fmt: str, domains: tuple[str, ...], out: Path | 
         fail("--out writes octoDNS files: give --format octodns")
     desired, _ = load_or_exit(paths)
     try:
-        records = dns_records(desired, list(domains))
+        records = dns_records(desired, list(domains), list(paths))
     except DnsError as exc:
         fail(str(exc))
     if not check:

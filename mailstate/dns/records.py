@@ -10,6 +10,7 @@ the schema, the DMARC policy is one of three words and its report address a chec
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,6 +72,17 @@ def mail_host(server: str, config: Server) -> str:
                    "records point at)")
 
 
+def domains_of_files(desired: Desired, paths: list[str]) -> set[str] | None:
+    """The domains and domain aliases of the domain files among `paths` (None when no path is
+    a domain file: a directory or the repository means every domain)."""
+    wanted = {os.path.realpath(p) for p in paths if os.path.isfile(p)}
+    found: set[str] = set()
+    for item in desired.inputs:
+        if os.path.realpath(item.doc.path) in wanted:
+            found.update([item.spec.domain, *item.spec.domain_aliases])
+    return found or None
+
+
 def dmarc_value(desired: Desired) -> str:
     dmarc = desired.repo.config.dns.dmarc
     value = f"v=DMARC1; p={dmarc.policy}"
@@ -92,6 +104,10 @@ def domain_records(desired: Desired, only: set[str] | None = None) -> list[Recor
             for zone in (domain.name, *domain.domain_aliases):
                 if only is not None and zone not in only:
                     continue
+                if desired.repo.standalone:
+                    raise DnsError("a domain file alone names no mail host: run `mailstate "
+                                   "dns` in a repository whose mailstate.yaml gives the server's "
+                                   "`mail_host:`")
                 host = host or mail_host(server, config)
                 alias = f" (alias of {domain.name})" if zone != domain.name else ""
                 records += [

@@ -178,3 +178,17 @@ def test_octodns_itself_loads_the_files(repo: Path, tmp_path: Path) -> None:
         ("_imaps._tcp", "SRV", 3600, (f"0 1 993 {HOST}.",)),
         ("_pop3s._tcp", "SRV", 3600, (f"0 1 995 {HOST}.",)),
     }
+
+
+def test_a_domain_file_as_path_gives_its_domain_and_aliases_only(repo: Path) -> None:
+    got = records("domains/monsite/monsite.be.yaml")
+    assert sorted({r["zone"] for r in got}) == ["monsite.be", "monsite.com"]
+
+
+def test_a_domain_file_alone_is_a_clear_error(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(REPO / "examples" / "monsite.be.yaml", tmp_path / "monsite.be.yaml")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("monsite.be.yaml")
+    assert code == 1 and out == ""
+    assert "a domain file alone names no mail host" in err and "Traceback" not in err
