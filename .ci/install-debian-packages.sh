@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install the Debian packages that mailstate's integration test hosts run, and the shell linter
-# that .ci/run runs (shellcheck), as root, idempotent.
+# Install the Debian packages that mailstate's integration test hosts run, the authoritative DNS
+# server the DNS tests run (nsd), and the shell linter that .ci/run runs (shellcheck), as root,
+# idempotent.
 #
 # The daemons are not configured or started on the machine itself: Postfix gets "No
 # configuration", and a policy-rc.d (created only if missing) stops apt from starting services.
@@ -9,7 +10,7 @@ set -eu
 
 PACKAGES="postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-pop3d postgrey
 openssh-server openssh-client swaks iproute2 util-linux procps openssl cpio mmdebstrap
-shellcheck"
+shellcheck nsd"
 
 if [ "$(id -u)" != 0 ]; then
     echo "$0: must run as root" >&2

@@ -1,6 +1,6 @@
 """The library's face for what needs no server: validate, explain, passwords, the read-only
-key's line, saved plans and their views, the JSON Schemas. The command line calls these (and
-``Manager`` for servers) and nothing deeper."""
+key's line, saved plans and their views, the JSON Schemas, each domain's DNS records. The
+command line calls these (and ``Manager`` for servers) and nothing deeper."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailstate.config.desired import Desired
+    from mailstate.dns.check import Finding
+    from mailstate.dns.records import Record
     from mailstate.model.diagnostics import Issue
     from mailstate.model.routing import Explanation
     from mailstate.plan import Plan
@@ -129,3 +131,39 @@ def check_checksum(expected: str, fresh: Plan, reviewed: Plan | None = None) -> 
     except ApplyRefused as exc:
         return str(exc)
     return None
+
+
+def dns_records(desired: Desired, domains: list[str] | None = None,
+                paths: list[str] | None = None) -> list[Record]:
+    """The DNS records every domain and domain alias needs (of `domains`, and of the domain
+    files among `paths`, when given); ``mailstate.dns.records.DnsError`` when the repository
+    cannot name them."""
+    from mailstate.dns.records import domain_records, domains_of_files
+
+    only = set(domains or ())
+    if paths:
+        only |= domains_of_files(desired, paths) or set()
+    return domain_records(desired, only or None)
+
+
+def render_dns(records: list[Record], fmt: str = "zone") -> str:
+    """The records as `fmt`: zone (a zone file fragment), octodns (YAML) or json."""
+    from mailstate.dns.formats import render
+
+    return render(records, fmt)
+
+
+def dns_files(records: list[Record]) -> dict[str, str]:
+    """One octoDNS YAML file per zone (file name -> text)."""
+    from mailstate.dns.formats import octodns_files
+
+    return octodns_files(records)
+
+
+def check_dns(records: list[Record], nameserver: str | None = None, port: int = 53,
+              timeout: float = 5.0) -> list[Finding]:
+    """Each record looked up in live DNS (the system's resolver, or only `nameserver`),
+    waiting at most `timeout` seconds for one answer."""
+    from mailstate.dns.check import check, resolver_for
+
+    return check(records, resolver_for(nameserver, port, timeout))

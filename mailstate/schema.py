@@ -106,6 +106,19 @@ class ServerGreylisting(Strict):
                                         description="postgrey's --auto-whitelist-clients")
 
 
+SrvService = Literal["imap", "imaps", "pop3", "pop3s", "submission", "submissions"]
+
+
+class ServerDns(Strict):
+    """What `mailstate dns` says about a server's domains."""
+
+    services: list[SrvService] = Field(
+        default_factory=lambda: ["imaps", "pop3s"],
+        description="the services this server offers to mail clients, published as RFC 6186 "
+        "SRV records (imap 143, imaps 993, pop3 110, pop3s 995, submission 587, submissions "
+        "465); [] for none")
+
+
 class Server(Strict):
     """One mail server and how to reach it."""
 
@@ -117,6 +130,11 @@ class Server(Strict):
     commands: Commands = Field(default=Commands(), description="reload commands")
     greylisting: ServerGreylisting = Field(default=ServerGreylisting(),
                                            description="postgrey settings")
+    mail_host: DomainName | None = Field(
+        default=None, description="the host name other servers deliver to (the domains' MX); "
+        "default: the host name of an ssh:// `target:`")
+    dns: ServerDns = Field(default=ServerDns(), description="what `mailstate dns` publishes "
+                           "for this server's domains")
     max_safe_delete: int = Field(default=30, ge=0, le=100, description="the largest share "
                                  "(percent) of this server's mailboxes and addresses one apply "
                                  "may remove or disable without --force")
@@ -128,6 +146,22 @@ class Defaults(Strict):
     quota: Size = Field(default=3 * GIB, description="mailbox quota when a mailbox has none")
     vacation_interval: VacationInterval = Field(default=600,
                                                 description="manual §9: 10 minutes")
+
+
+class Dmarc(Strict):
+    """The DMARC record of every domain (RFC 7489)."""
+
+    policy: Literal["none", "quarantine", "reject"] = Field(
+        default="none", description="what receivers do with mail that fails DMARC (p=)")
+    report_to: Address | None = Field(default=None, description="where receivers send "
+                                      "aggregate reports (rua=mailto:); none: no reports")
+
+
+class Dns(Strict):
+    """The DNS records `mailstate dns` prints and checks for every domain."""
+
+    ttl: int = Field(default=3600, ge=60, le=604800, description="TTL of every record, seconds")
+    dmarc: Dmarc = Field(default=Dmarc(), description="the DMARC record (default p=none)")
 
 
 class Config(Strict):
@@ -145,6 +179,8 @@ class Config(Strict):
                                    "ServerAliveInterval) used instead of ~/.ssh/config")
     defaults: Defaults = Field(default=Defaults(), description="values used where a domain "
                                "file says nothing")
+    dns: Dns = Field(default=Dns(), description="the DNS records of the domains "
+                     "(`mailstate dns`)")
 
     def all_plans(self) -> dict[str, HostingPlan]:
         return {**BUILTIN_PLANS, **self.plans}

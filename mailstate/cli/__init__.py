@@ -57,6 +57,12 @@ def entry_point() -> None:
 
 
 # The commands register themselves on `main` (imported last: they import `main`).
-from mailstate.cli import import_command, repository_commands, server_commands  # noqa: E402
+from mailstate.cli import (  # noqa: E402
+    dns_command,
+    import_command,
+    repository_commands,
+    server_commands,
+)
 
-__all__ = ["entry_point", "import_command", "main", "repository_commands", "server_commands"]
+__all__ = ["dns_command", "entry_point", "import_command", "main", "repository_commands",
+           "server_commands"]
