@@ -120,3 +120,13 @@ def check_checksum(expected: str, fresh: Plan, reviewed: Plan | None = None) -> 
     except ApplyRefused as exc:
         return str(exc)
     return None
+
+
+def servers(desired: Desired) -> list[dict[str, object]]:
+    """Every server of the repository, for a CI matrix to shard on: name, target (None when
+    only ``--target`` gives it), domains and mailboxes it holds; sorted by name."""
+    out: list[dict[str, object]] = []
+    for name, state in sorted(desired.servers.items()):
+        out.append({"name": name, "target": desired.server_config(name).target,
+                    "domains": len(state.domains), "mailboxes": len(state.mailboxes())})
+    return out

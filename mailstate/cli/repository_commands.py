@@ -110,6 +110,27 @@ def explain(address: str, paths: tuple[str, ...]) -> None:
         click.echo(f"  {line}")
 
 
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: a list a CI matrix can take as it is")
+def servers(paths: tuple[str, ...], fmt: str) -> None:
+    """List the repository's servers with how many domains and mailboxes each holds (no
+    server is contacted): a CI job shards plan and apply by server with it."""
+    import json
+
+    from mailstate.offline import servers as list_servers
+
+    desired, _ = load_or_exit(paths, renders=False)
+    found = list_servers(desired)
+    if fmt == "json":
+        click.echo(json.dumps(found))
+        return
+    for entry in found:
+        click.echo(f"{entry['name']}\t{entry['domains']} domains\t{entry['mailboxes']} "
+                   f"mailboxes\t{entry['target'] or '-'}")
+
+
 @main.command("server-key")
 @click.option("--read-only", is_flag=True, required=True,
               help="restrict the key to mailstate's read program (the only kind built)")
