@@ -130,3 +130,25 @@ def servers(desired: Desired) -> list[dict[str, object]]:
         out.append({"name": name, "target": desired.server_config(name).target,
                     "domains": len(state.domains), "mailboxes": len(state.mailboxes())})
     return out
+
+
+def shard(found: list[dict[str, object]], index: int, total: int) -> list[dict[str, object]]:
+    """Shard `index` (1..`total`) of the servers: each server in exactly one shard, the
+    shards balanced by mailboxes (the biggest server first into the lightest shard; ties by
+    name), the same for the same files on every runner. ValueError for a bad shard."""
+    if not 1 <= index <= total:
+        raise ValueError(f"--shard {index}/{total}: write I/N with 1 <= I <= N")
+    load = [0] * total
+    picked: list[dict[str, object]] = []
+    def count(entry: dict[str, object], key: str) -> int:
+        value = entry[key]
+        return value if isinstance(value, int) else 0
+
+    order = sorted(found, key=lambda e: (-count(e, "mailboxes"), -count(e, "domains"),
+                                         str(e["name"])))
+    for entry in order:
+        lightest = min(range(total), key=lambda i: (load[i], i))
+        load[lightest] += count(entry, "mailboxes") + 1
+        if lightest == index - 1:
+            picked.append(entry)
+    return sorted(picked, key=lambda e: str(e["name"]))

@@ -44,30 +44,37 @@ DOMAINS = {
 SOPHIE_REPLY = "/home/autre/autoreply-sophie@autre.be.txt"
 AUTOREPLY = ("Reply-Period: 3600\nFrom: Sophie <sophie@elsewhere.example>\n"
              "Subject: Away\n\nBack on Monday.\n")
+# Postfix cannot name a user@domain Unix user in the virtual table (`jean\\@autre.be` there is
+# the address itself again); Virtualmin's `-domain` alias names it, and local(8) reads the
+# forward under the key form each user has.
 VIRTUAL = [
     "autre.be\tautre.be",
     "autre@autre.be\tautre",
-    "jean@autre.be\tjean\\@autre.be",  # forward under the escaped key, no copy
-    "contact@autre.be\tjean\\@autre.be",  # extra address: local(8) applies jean's forward
-    "marc@autre.be\tmarc\\@autre.be",  # forward under the quoted plain key, with a copy
-    "lena@autre.be\tlena-autre.be",  # forward under Virtualmin's -domain key
-    "info@autre.be\tlena-autre.be",  # extra address: the same line as lena's own
+    "jean@autre.be\tjean-autre.be",  # forward under the escaped key, no copy
+    "contact@autre.be\tjean-autre.be",  # extra address: the same line as jean's own
+    "marc@autre.be\tmarc-autre.be",  # forward under the quoted plain key, with a copy
+    "lena@autre.be\tlena-autre.be",  # forward under Virtualmin's -domain key itself
+    "info@autre.be\tlena\\@autre.be",  # extra address: the address lena@ again
     "sophie@autre.be\tsophie-autre.be",  # autoreply, From: at another domain
-    "oud@autre.be\toud\\@autre.be",  # a locked mailbox
-    "&anchor@autre.be\tjean\\@autre.be",  # names mailstate cannot write
-    "sales:x@autre.be\tmarc\\@autre.be",
-    "team@autre.be\tmarc\\@autre.be,lena@example.net",  # an alias with an outside target
+    "oud@autre.be\toud-autre.be",  # a locked mailbox
+    "&anchor@autre.be\tjean-autre.be",  # names mailstate cannot write
+    "sales:x@autre.be\tmarc-autre.be",
+    "team@autre.be\tmarc-autre.be,lena@example.net",  # an alias with an outside target
     "ferme.be\tferme.be",
     "ferme@ferme.be\tferme",
-    "paul@ferme.be\tpaul\\@ferme.be",
+    "paul@ferme.be\tpaul-ferme.be",
     "@ferme.be\tferme",
 ]
 ALIASES = [
+    "jean-autre.be: jean\\@autre.be",
     "jean\\@autre.be: jean.perso@example.org",
+    "marc-autre.be: marc\\@autre.be",
     '"marc@autre.be": \\marc\\@autre.be, marc@example.net',
     "lena-autre.be: \\lena\\@autre.be, lena@example.net",
     f'sophie-autre.be: \\sophie\\@autre.be, "|/etc/webmin/virtual-server/autoreply.pl '
     f'{SOPHIE_REPLY} sophie@autre.be"',
+    "oud-autre.be: \\oud\\@autre.be",
+    "paul-ferme.be: paul\\@ferme.be",
     "paul\\@ferme.be: paul@example.org",
 ]
 

@@ -76,8 +76,9 @@ class Addresses:
             return [("user", name)] if name in self.vm.users else [("other", dest)]
         if dest.startswith("@"):
             return [("domain", dest[1:].lower())]
-        if "@" in dest and "\\@" not in dest and not dest.startswith('"'):
-            return [("address", dest.lower())]
+        if "@" in dest and (depth == 0 or ("\\@" not in dest and not dest.startswith('"'))):
+            # in /etc/postfix/virtual, `jean\@autre.be` is the address jean@autre.be again
+            return [("address", unescape(dest))]
         name = unescape(dest)  # local(8): /etc/aliases first, then the Unix user
         if name in self.vm.aliases and depth < 5:
             out = [t for v in self.vm.aliases[name] for t in self.expand(v, depth + 1)]
@@ -106,6 +107,11 @@ class Addresses:
                               f"(mailstate cannot write this address; it now refuses mail): "
                               f"{exc}")
                     continue
+            if any(unescape(d) == key for d in dests):
+                self.warn(dom.name, f"/etc/postfix/virtual:{number}: {key} names itself, so "
+                          "Postfix refuses its mail (User unknown in virtual alias table); "
+                          "not imported")
+                continue
             dom.entries.setdefault(local, (number, dests))
 
     def _alias_line(self, alias: str, dom: Dom, local: str, dests: list[str],
@@ -163,10 +169,10 @@ class Addresses:
     def _extra_of(self, dom: Dom, dests: list[str], tokens: list[Token],
                   delivery: dict[str, tuple[list[str], list[Token]]]) -> str | None:
         """The Unix user whose mailbox this address is an extra address of: the same line as
-        its own address, or the same delivery through its mailbox."""
+        its own address, that address itself, or the same delivery through its mailbox."""
         for name, (own_dests, own_tokens) in delivery.items():
-            if dests == own_dests or (("user", name) in tokens
-                                      and set(tokens) == set(own_tokens)):
+            if (dests == own_dests or tokens == [("address", dom.boxes[name].own)]
+                    or (("user", name) in tokens and set(tokens) == set(own_tokens))):
                 return name
         return None
 

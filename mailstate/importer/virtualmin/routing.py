@@ -53,10 +53,10 @@ class VirtualminRouting:
             if dest.startswith("@"):  # `@alias @domain`: the same local part there
                 out |= self.route(f"{local}@{dest[1:]}", depth + 1)
             else:
-                out |= self._value(dest, address, depth + 1)
+                out |= self._value(dest, address, depth + 1, virtual=True)
         return frozenset(out)
 
-    def _value(self, dest: str, address: str, depth: int) -> set[str]:
+    def _value(self, dest: str, address: str, depth: int, virtual: bool) -> set[str]:
         if depth > 12:
             return set()
         if dest.startswith("|"):
@@ -64,13 +64,16 @@ class VirtualminRouting:
         if dest.startswith("\\"):
             name = unescape(dest[1:])
             return {f"mailbox {name}"} if name in self.vm.users else set()
-        if "@" in dest and "\\@" not in dest and not dest.startswith('"'):
-            if dest.lower() == address:
-                return set()  # a line naming itself loops
-            return set(self.route(dest, depth))
+        if "@" in dest and (virtual or ("\\@" not in dest and not dest.startswith('"'))):
+            # a virtual table's value is an address (`jean\@autre.be` too); in /etc/aliases
+            # an escaped or quoted '@' is part of a local name
+            if unescape(dest) == address:
+                return set()  # names itself: User unknown in virtual alias table
+            return set(self.route(unescape(dest), depth))
         name = unescape(dest)
         if name in self.vm.aliases:
-            return {t for v in self.vm.aliases[name] for t in self._value(v, address, depth + 1)}
+            return {t for v in self.vm.aliases[name]
+                    for t in self._value(v, address, depth + 1, virtual=False)}
         return {f"mailbox {name}"} if name in self.vm.users else set()
 
 
