@@ -1,13 +1,14 @@
 """Virtualmin's addresses (``/etc/postfix/virtual`` and ``/etc/aliases``) -> a domain file's
 mailboxes' forwards, vacations and extra addresses, aliases, role aliases and catch-all.
 
-A destination is followed as Postfix follows it: a bare name, or a user@domain style name with
-its '@' escaped, goes to ``local(8)``, which uses the ``/etc/aliases`` entry of that name
-(postalias keys ``jean\\@autre.be`` and ``"jean@autre.be"`` alike) before the Unix user's
-mailbox; ``\\name`` is the mailbox itself. So a forward is found under whatever key form
-Virtualmin wrote (``jean.autre``, ``jean\\@autre.be``, ``jean-autre.be``): the one Postfix
-reads. An extra address delivers where the mailbox's own address does, forward included,
-exactly as the mailbox's ``addresses:`` do in mailstate.
+A destination is followed as Postfix follows it: a bare name goes to ``local(8)``, which uses
+the ``/etc/aliases`` entry of that name (keyed as postalias keys it: ``jean\\@autre.be`` and
+``"jean@autre.be"`` alike) before the Unix user's mailbox; ``\\name`` and
+``\\jean\\@autre.be`` are the mailbox itself; any other value with an '@', escaped or quoted
+too, is an address that Postfix looks up again. So a forward is found under the key Postfix
+reads (``jean.autre``, or Virtualmin's ``jean-autre.be``), never under one it does not. An
+extra address delivers where the mailbox's own address does, forward included, exactly as
+the mailbox's ``addresses:`` do in mailstate.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class Addresses:
             return [("user", name)] if name in self.vm.users else [("other", dest)]
         if dest.startswith("@"):
             return [("domain", dest[1:].lower())]
-        if "@" in dest and (depth == 0 or ("\\@" not in dest and not dest.startswith('"'))):
-            # in /etc/postfix/virtual, `jean\@autre.be` is the address jean@autre.be again
+        if "@" in dest:
+            # `jean\@autre.be` and `"jean@autre.be"` are the address jean@autre.be again, in
+            # the virtual table and in /etc/aliases alike (Postfix looks it up again: proven
+            # on a test host); only `\name` is a mailbox
             return [("address", unescape(dest))]
         name = unescape(dest)  # local(8): /etc/aliases first, then the Unix user
         if name in self.vm.aliases and depth < 5:

@@ -64,10 +64,8 @@ class VirtualminRouting:
         if dest.startswith("\\"):
             name = unescape(dest[1:])
             return {f"mailbox {name}"} if name in self.vm.users else set()
-        if "@" in dest and (virtual or ("\\@" not in dest and not dest.startswith('"'))):
-            # a virtual table's value is an address (`jean\@autre.be` too); in /etc/aliases
-            # an escaped or quoted '@' is part of a local name
-            if unescape(dest) == address:
+        if "@" in dest:  # an address, `jean\@autre.be` and `"jean@autre.be"` too
+            if virtual and unescape(dest) == address:
                 return set()  # names itself: User unknown in virtual alias table
             return set(self.route(unescape(dest), depth))
         name = unescape(dest)
