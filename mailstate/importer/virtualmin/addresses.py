@@ -153,6 +153,9 @@ class Addresses:
                     self.warn(dom.name, f"{where}: target {value} not carried: {exc}")
             elif kind == "autoreply":
                 replies.append(value)
+            elif kind == "user":
+                self.warn(dom.name, f"{where}: not carried: the mailbox of Unix user {value} "
+                          "was not imported (see above)")
             else:
                 self.warn(dom.name, f"{where}: target {value} not carried (mailstate delivers "
                           "into mailboxes and to addresses only)")
