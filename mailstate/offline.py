@@ -167,3 +167,35 @@ def check_dns(records: list[Record], nameserver: str | None = None, port: int = 
     from mailstate.dns.check import check, resolver_for
 
     return check(records, resolver_for(nameserver, port, timeout))
+
+
+def servers(desired: Desired) -> list[dict[str, object]]:
+    """Every server of the repository, for a CI matrix to shard on: name, target (None when
+    only ``--target`` gives it), domains and mailboxes it holds; sorted by name."""
+    out: list[dict[str, object]] = []
+    for name, state in sorted(desired.servers.items()):
+        out.append({"name": name, "target": desired.server_config(name).target,
+                    "domains": len(state.domains), "mailboxes": len(state.mailboxes())})
+    return out
+
+
+def shard(found: list[dict[str, object]], index: int, total: int) -> list[dict[str, object]]:
+    """Shard `index` (1..`total`) of the servers: each server in exactly one shard, the
+    shards balanced by mailboxes (the biggest server first into the lightest shard; ties by
+    name), the same for the same files on every runner. ValueError for a bad shard."""
+    if not 1 <= index <= total:
+        raise ValueError(f"--shard {index}/{total}: write I/N with 1 <= I <= N")
+    load = [0] * total
+    picked: list[dict[str, object]] = []
+    def count(entry: dict[str, object], key: str) -> int:
+        value = entry[key]
+        return value if isinstance(value, int) else 0
+
+    order = sorted(found, key=lambda e: (-count(e, "mailboxes"), -count(e, "domains"),
+                                         str(e["name"])))
+    for entry in order:
+        lightest = min(range(total), key=lambda i: (load[i], i))
+        load[lightest] += count(entry, "mailboxes") + 1
+        if lightest == index - 1:
+            picked.append(entry)
+    return sorted(picked, key=lambda e: str(e["name"]))

@@ -375,7 +375,17 @@ read -r vuid vgid vdir < "$META/$META_VMAIL"
 why=$({ cut -d' ' -f3- "$META/$META_WRITE"; cat "$META/$META_REMOVE"
         sed 's/$/.'"$DBEXT"'/' "$META/$META_POSTMAP"
         [ -s "$META/$META_POSTCONF" ] && say /etc/postfix/main.cf; } | unsafe_paths)
-[ -n "$why" ] || why=$(unsafe_dir "$(dirname "$vdir")") || why=""
+if [ -z "$why" ] && vwhy=$(unsafe_dir "$(dirname "$vdir")"); then
+    # Root makes the mail directory and hands it to the mail user; in a parent another may
+    # write (Debian's /var/mail: root:mail 2775, for dotlocks, and no sticky bit), a member
+    # of that group could rename it, or put a link in its place first.
+    vparent=$(dirname "$vdir")
+    why="$vwhy: the mail directory $vdir would be made and owned inside a directory that \
+others may change (anyone in its group could swap $vdir for a link). Keep the mail in a \
+directory only root can change, e.g. layout: {vmail_dir: /var/vmail} in mailstate.yaml \
+(mailstate makes it); or, if nothing delivers into $vparent itself, take the group's right \
+away with 'chmod g-w,o-w $vparent'"
+fi
 [ -n "$why" ] || ! [ -L "$ROOT$vdir" ] || why="$vdir is a symbolic link"
 [ -z "$why" ] || fail "refusing to write: $why; nothing was changed" "$EXIT_UNSAFE_PATH"
 tick safe

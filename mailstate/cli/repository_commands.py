@@ -110,6 +110,44 @@ def explain(address: str, paths: tuple[str, ...]) -> None:
         click.echo(f"  {line}")
 
 
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "names"]), default="text",
+              show_default=True, help="json: a list a CI matrix can take as it is; names: the "
+              "names only, space-separated (for `--server` in a shell)")
+@click.option("--shard", metavar="I/N", help="only shard I of N: every server is in exactly one "
+              "shard, the shards balanced by mailboxes (for a fixed number of CI jobs)")
+def servers(paths: tuple[str, ...], fmt: str, shard: str | None) -> None:
+    """List the repository's servers with how many domains and mailboxes each holds (no
+    server is contacted): a CI job shards plan and apply by server with it."""
+    import json
+
+    from mailstate.offline import servers as list_servers
+    from mailstate.offline import shard as pick
+
+    index = total = 0
+    if shard is not None:
+        first, _, second = shard.partition("/")
+        if not (first.isascii() and first.isdigit() and second.isascii() and second.isdigit()):
+            fail(f"--shard {shard}: write I/N, e.g. --shard 2/4")
+        index, total = int(first), int(second)
+    desired, _ = load_or_exit(paths, renders=False)
+    found = list_servers(desired)
+    if shard is not None:
+        try:
+            found = pick(found, index, total)
+        except ValueError as exc:
+            fail(str(exc))
+    if fmt == "json":
+        click.echo(json.dumps(found))
+    elif fmt == "names":
+        click.echo(" ".join(str(e["name"]) for e in found))
+    else:
+        for entry in found:
+            click.echo(f"{entry['name']}\t{entry['domains']} domains\t{entry['mailboxes']} "
+                       f"mailboxes\t{entry['target'] or '-'}")
+
+
 @main.command("server-key")
 @click.option("--read-only", is_flag=True, required=True,
               help="restrict the key to mailstate's read program (the only kind built)")

@@ -524,3 +524,31 @@ def test_an_incomplete_upload_is_refused_and_removed(server: LocalServer) -> Non
     assert result.returncode == Exit.NOT_STORED
     assert "the upload is incomplete (checksum mismatch); nothing was changed" in result.message
     assert s.outcome() == "old" and leftovers(server.root) == []
+
+
+def test_a_mail_directory_in_debians_mail_spool_is_refused_with_what_to_do(
+        server: LocalServer) -> None:
+    """/var/mail on Debian is root:mail 2775: a mail directory made inside it could be
+    swapped for a link by the group; the refusal names the setting and the command."""
+    spool = server.root / "var/mail"
+    spool.mkdir(parents=True)
+    spool.chmod(0o2775)
+    repo = server.work / "provider"
+    (repo / "domains").mkdir(parents=True)
+    (repo / "mailstate.yaml").write_text(
+        f"servers:\n  maximusconfessor:\n    target: '{server.target}'\n"
+        "    layout: {vmail_dir: /var/mail/vhosts}\n"
+        "accounts:\n  monsite: {plan: recommended, domains: [monsite.be, monsite.com]}\n")
+    (repo / "domains/monsite.be.yaml").write_text(
+        EXAMPLE.read_text().replace("plan: recommended", ""))
+    result = server.cli("apply", str(repo), "--auto-approve", target=False)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "/var/mail is writable by group or others (mode 2775)" in text
+    assert "layout: {vmail_dir: /var/vmail}" in text
+    assert "'chmod g-w,o-w /var/mail'" in text and "nothing was changed" in text
+    assert not (server.root / "var/mail/vhosts").exists()
+    assert not (server.root / "etc/dovecot/mailstate").exists()
+    spool.chmod(0o755)  # the command it names: then the same apply goes through
+    again = server.cli("apply", str(repo), "--auto-approve", target=False)
+    assert again.exit_code == 0, again.output

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from mailstate.importer.virtualmin.files import number
 from mailstate.model.values import check_address, check_message, check_subject
 
 _OWN = ("Reply-Tracking", "Reply-Period", "No-Autoreply", "No-Autoreply-Regexp",
@@ -29,7 +30,8 @@ class Autoreply:
 
 def _date(epoch: str) -> dt.date | None:
     try:
-        return dt.datetime.fromtimestamp(int(epoch), dt.UTC).date()
+        seconds = number(epoch)
+        return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).date()
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -77,11 +79,14 @@ def convert(text: str, where: str) -> Autoreply:
         except ValueError:
             out.warnings.append(f"{where}: From: {sender} is not carried (not one address)")
     period = own.get("Reply-Period", "")
-    if period.isdigit() and int(period) >= 1:
-        vacation["interval"] = min(int(period), 30 * 86400)
-        if int(period) > 30 * 86400:
+    seconds = number(period)
+    if seconds is not None and seconds >= 1:
+        vacation["interval"] = min(seconds, 30 * 86400)
+        if seconds > 30 * 86400:
             out.warnings.append(f"{where}: Reply-Period {period}s is shortened to 30 days")
     else:
+        if period:
+            out.warnings.append(f"{where}: Reply-Period: {period} is not a number of seconds")
         out.warnings.append(f"{where}: no Reply-Period; mailstate's default interval (10m) "
                             "applies, so a sender gets one reply per 10 minutes")
     for key, name in (("Autoreply-Start", "start"), ("Autoreply-End", "end")):

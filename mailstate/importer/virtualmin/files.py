@@ -58,6 +58,19 @@ class VirtualminFiles:
         return self.files.get(path, b"").decode("utf-8", "replace")
 
 
+def number(value: str) -> int | None:
+    """A whole number written in ASCII digits, else None (``str.isdigit`` also takes '²',
+    which ``int`` refuses)."""
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def unescape(name: str) -> str:
+    """An /etc/aliases name as Postfix's postalias keys it: ``jean\\@autre.be`` and
+    ``"jean@autre.be"`` are both ``jean@autre.be``; lower-cased."""
+    return re.sub(r"\\(.)", r"\1", name.strip().strip('"')).lower()
+
+
 def key_values(text: str) -> dict[str, str]:
     """Virtualmin's ``key=value`` records (the first '=' splits; later ones are data)."""
     out = {}
@@ -110,7 +123,7 @@ def parse_aliases(text: str) -> dict[str, list[str]]:
     for _number, line in _logical_lines(text):
         name, sep, rest = line.partition(":")
         if sep:
-            out.setdefault(name.strip().strip('"').lower(), split_values(rest))
+            out.setdefault(unescape(name), split_values(rest))
     return out
 
 
@@ -118,9 +131,9 @@ def parse_passwd(text: str) -> dict[str, UnixUser]:
     users = {}
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) >= 7 and parts[2].isdigit() and parts[3].isdigit():
-            users[parts[0]] = UnixUser(parts[0], int(parts[2]), int(parts[3]), parts[4],
-                                       parts[5])
+        uid, gid = (number(parts[2]), number(parts[3])) if len(parts) >= 7 else (None, None)
+        if uid is not None and gid is not None:
+            users[parts[0]] = UnixUser(parts[0], uid, gid, parts[4], parts[5])
     return users
 
 
@@ -133,14 +146,13 @@ def parse_repquota(text: str, block: int = 1024) -> dict[int, int]:
     out = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 5 and parts[0].startswith("#") and parts[0][1:].isdigit():
-            try:
-                soft, hard = int(parts[3]), int(parts[4])
-            except ValueError:
+        if len(parts) >= 5 and parts[0].startswith("#"):
+            uid, soft, hard = number(parts[0][1:]), number(parts[3]), number(parts[4])
+            if uid is None or soft is None or hard is None:
                 continue
             limit = hard or soft
             if limit:
-                out[int(parts[0][1:])] = limit * block
+                out[uid] = limit * block
     return out
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from mailstate.importer.virtualmin.files import VirtualminFiles
 from mailstate.model.values import check_address, check_client
 
-_OPTS = re.compile(r"--(delay|max-age|auto-whitelist-clients)[= ](\d+)")
+_OPTS = re.compile(r"--(delay|max-age|auto-whitelist-clients)[= ](\d+)", re.ASCII)
 POSTGREY_DEBIAN_DELAY = 300  # postgrey's own default, when /etc/default/postgrey says nothing
 
 
