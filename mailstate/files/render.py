@@ -176,6 +176,12 @@ def postfix_settings(state: ServerState, layout: Layout, facts: Facts) -> dict[s
         f"check_recipient_access {table}/recipient_access",
         "permit_mynetworks",
         "reject_unauth_destination",
+        # An unknown recipient gets 550 at once, before greylisting would make a typo wait.
+        "reject_unlisted_recipient",
+        # A full mailbox (or a message over what is left, when the client gave SIZE) is
+        # refused here, in the sender's own session: accepted and bounced later, the bounce
+        # would go to a sender address anyone can forge (backscatter).
+        f"check_policy_service unix:{layout.quota_status_socket}",
     ]
     if state.greylisting.enabled:
         restrictions.append(f"check_policy_service inet:{layout.postgrey_inet}")
@@ -233,7 +239,8 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
     conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
                        "passwd": passwd_path, "first_uid": first_uid, "first_gid": first_gid,
                        "weak_schemes": WEAK_SCHEMES_24 if weak else "",
-                       "layout.lmtp_socket": layout.lmtp_socket})
+                       "layout.lmtp_socket": layout.lmtp_socket,
+                       "layout.quota_status_socket": layout.quota_status_socket})
     return [
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
                      group=PASSWD_GROUP),

@@ -429,3 +429,26 @@ def test_postgrey_files_read_as_postgrey_and_sh_read_them(tmp_path: Path) -> Non
 )
 def test_protocols_fact_from_doveconf(doveconf_output: str, expected: tuple[str, ...]) -> None:
     assert parse_protocols(doveconf_output) == expected
+
+
+def test_recipient_restrictions_refuse_unknown_and_full_before_greylisting() -> None:
+    """Order is the behaviour: relay check, unknown recipients (550 at once), the quota-status
+    policy (a full mailbox refused at RCPT), and only then postgrey."""
+    settings = render(ServerState(), LAYOUT, Facts()).postfix_settings
+    steps = settings["smtpd_recipient_restrictions"].split(", ")
+    assert steps[steps.index("reject_unauth_destination"):] == [
+        "reject_unauth_destination", "reject_unlisted_recipient",
+        "check_policy_service unix:private/dovecot-quota-status",
+        "check_policy_service inet:127.0.0.1:10023"]
+
+
+@pytest.mark.parametrize("version", ["2.3.19", "2.4.1"])
+def test_dovecot_serves_quota_status_where_postfix_asks(version: str) -> None:
+    layout = Layout(quota_status_socket="private/qs")
+    rendered = render(ServerState(), layout, Facts(dovecot_version=version))
+    conf = _file(rendered, "99-mailstate.conf")
+    assert "unix_listener /var/spool/postfix/private/qs {" in conf
+    assert "executable = quota-status -p postfix" in conf
+    assert "quota_status_overquota = 552 5.2.2 Mailbox is full" in conf
+    assert "check_policy_service unix:private/qs" in (
+        rendered.postfix_settings["smtpd_recipient_restrictions"])
