@@ -194,7 +194,8 @@ def prepare(desired: Desired, server: str, transport: Transport,
                                    Kind.POSTFIX_SETTING, key, None,
                                    [FieldChange(key, snapshot.postconf.get(key), value)],
                                    note="" if key in snapshot.postconf else value))
-    plan.warnings += quota_warnings(_quotas(state), snapshot.usage)
+    plan.warnings += quota_warnings(_quotas(state), snapshot.usage,
+                                    state.quota_warnings.thresholds)
     services = {a.service for a in plan.files} | ({"postfix"} if settings else set())
     if snapshot.journal:
         plan.changes.append(Change(Action.CHANGE, Kind.UNFINISHED_APPLY, snapshot.journal,
@@ -248,7 +249,8 @@ def prepare_unchanged(record: ServerRecord, server: str, config: Server, transpo
             or any(snapshot.postconf.get(k) != v for k, v in record.settings.items())):
         return None
     plan = ServerPlan(server, transport.name, live_objects=record.objects)
-    plan.warnings = quota_warnings(record.quotas, snapshot.usage)
+    plan.warnings = quota_warnings(record.quotas, snapshot.usage,
+                                   tuple(config.quota_warnings.thresholds))
     plan.live_fingerprint = plan.desired_fingerprint = _fingerprint(live_hashes, record.settings)
     manifest, _ = _manifest(snapshot.files.get(f"{layout.state_dir}/manifest.json"))
     return Prepared(plan, transport, layout, config, None, snapshot, manifest, live_hashes,

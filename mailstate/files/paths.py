@@ -32,6 +32,8 @@ def managed_paths(layout: Layout) -> ManagedPaths:
         layout.postgrey_default,
         f"{layout.postgrey_dir}/whitelist_clients.local",
         f"{layout.postgrey_dir}/whitelist_recipients.local",
+        f"{layout.dovecot_dir}/quota-warning.txt",  # the quota warning mail (quota_warning.py)
+        f"{layout.dovecot_dir}/quota-warning.sh",
         f"{layout.state_dir}/read-only",  # the read-only key's program (readonly.py): no state
     ]
     return ManagedPaths(files=tuple(sorted(fixed)), directories={layout.sieve_dir: ".sieve"})

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from functools import cache
 from importlib.resources import files
 
+from mailstate.files import quota_warning
 from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.model.layout import Facts, Layout, Rendered, RenderedFile
 from mailstate.model.passwords import WEAK_SCHEMES
@@ -240,8 +241,10 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
                        "passwd": passwd_path, "first_uid": first_uid, "first_gid": first_gid,
                        "weak_schemes": WEAK_SCHEMES_24 if weak else "",
                        "layout.lmtp_socket": layout.lmtp_socket,
-                       "layout.quota_status_socket": layout.quota_status_socket})
-    return [
+                       "layout.quota_status_socket": layout.quota_status_socket,
+                       "quota_warnings": quota_warning.settings(state.quota_warnings, layout,
+                                                                facts)})
+    return [*quota_warning.files(state.quota_warnings, layout),
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
                      group=PASSWD_GROUP),
         RenderedFile(path=layout.dovecot_fragment, content=conf, service="dovecot"),

@@ -5,12 +5,15 @@ in YAML takes effect with the next apply."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import subprocess
 
 import pytest
 
 from tests.integration.mail import (
     Site,
+    imap,
     password_hash,
     queue,
     send,
@@ -36,6 +39,7 @@ def domain(quota: str) -> dict[str, object]:
         "mailboxes": {
             "quota": {"name": "Administrator", "password": password_hash(PW)},
             "quota0001": {"name": "Small", "password": password_hash(PW), "quota": quota},
+            "quota0002": {"name": "Warned", "password": password_hash(PW), "quota": "2M"},
         },
     }
 
@@ -115,3 +119,36 @@ def test_raised_quota_lets_mail_in_again(site: Site, host: TestHost) -> None:
     wait_for_subject(host, "quota0001", PW, fits)
     with_quota = host.exec(["doveadm", "quota", "get", "-u", "quota0001"]).stdout
     assert "10240" in with_quota, with_quota
+
+
+def test_one_warning_mail_when_crossing_each_threshold(site: Site, host: TestHost) -> None:
+    """80 % and 95 % (the defaults): each crossing delivers one mail into the mailbox itself;
+    mail that stays above a threshold sends nothing more."""
+    site.apply(domain("10M"))
+    frm = f"warn-{token()}@outside.example"
+    first = f"to 85 percent {token()}"
+    send(host, frm, "quota0002@quota.be", first, body=BIG * 23_000)  # ~1.7 MiB of 2
+    wait_for_subject(host, "quota0002", PW, "Your mailbox is 80 % full")
+    second = f"to 97 percent {token()}"
+    send(host, frm, "quota0002@quota.be", second, body=BIG * 3_500)  # ~0.25 MiB more
+    got = wait_for_subject(host, "quota0002", PW, "Your mailbox is 95 % full")
+    third = f"still above {token()}"
+    send(host, frm, "quota0002@quota.be", third)
+    got = wait_for_subject(host, "quota0002", PW, third)
+    settle(host)
+    got = subjects(host, "quota0002", PW)
+    assert got.count("Your mailbox is 80 % full") == 1, got
+    assert got.count("Your mailbox is 95 % full") == 1, got
+    with imap(host, "quota0002", PW) as client:
+        client.select("INBOX", readonly=True)
+        _, data = client.search(None, "SUBJECT", '"95 % full"')
+        _, fetched = client.fetch(data[0].split()[0], "(RFC822)")
+    raw = fetched[0][1]
+    warning = email.message_from_bytes(raw, policy=email.policy.default)
+    print(raw.decode("utf-8", "replace"))  # the closing note shows one
+    assert warning["To"] == "quota0002@quota.be", raw
+    assert warning["From"] == "Postmaster <postmaster@quota.be>", raw
+    assert warning["Auto-Submitted"] == "auto-generated", raw
+    body = warning.get_content()
+    assert "quota0002@quota.be" in body and "of its 2.0 MiB" in body, body
+    assert not sink_for(host, "quota0002@quota.be"), "the warning must not leave the server"

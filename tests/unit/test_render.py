@@ -244,7 +244,7 @@ def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
     """Checked against the 2.4 golden case; here the 2.3 spellings that 2.4 rejects."""
     state, facts = load_case(CASES / "monsite-dovecot24")
     conf = render(state, LAYOUT, facts).by_path()[LAYOUT.dovecot_fragment].content.decode()
-    for old in ("$mail_plugins", "plugin {", "mail_location", "%L", "%n", "args =",
+    for old in ("$mail_plugins", "plugin {", "mail_location", "%L", "%n", "\n  args =",
                 "quota_rule", "driver = passwd-file"):
         assert old not in conf
     for new in ("passdb passwd-file {", "passwd_file_path = /etc/dovecot/mailstate/passwd",
