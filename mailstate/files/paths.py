@@ -28,6 +28,7 @@ def managed_paths(layout: Layout) -> ManagedPaths:
     fixed = [f"{layout.postfix_dir}/{name}" for name in POSTFIX_MAPS]
     fixed += [
         f"{layout.dovecot_dir}/passwd",
+        f"{layout.dovecot_dir}/logins",  # the names a mailbox logs in with (render.py)
         layout.dovecot_fragment,
         layout.postgrey_default,
         f"{layout.postgrey_dir}/whitelist_clients.local",

@@ -245,7 +245,7 @@ def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
     state, facts = load_case(CASES / "monsite-dovecot24")
     conf = render(state, LAYOUT, facts).by_path()[LAYOUT.dovecot_fragment].content.decode()
     for old in ("$mail_plugins", "plugin {", "mail_location", "%L", "%n", "\n  args =",
-                "quota_rule", "driver = passwd-file"):
+                "quota_rule", "args = scheme"):
         assert old not in conf
     for new in ("passdb passwd-file {", "passwd_file_path = /etc/dovecot/mailstate/passwd",
                 "mail_driver = maildir", "sieve_script personal {", "vacation-seconds = yes",
@@ -291,7 +291,9 @@ def test_doveconf_accepts_the_fragment_in_a_stock_config(tmp_path: Path) -> None
         return run(doveconf, "-c", str(conf), *filters, "-h", name).stdout.strip()
 
     assert value("mail_location") == "maildir:~/Maildir"
-    assert value("auth_username_format") == "%Ln"
+    # Logins keep their domain part (checked by the logins passdb); deliveries drop it.
+    assert value("auth_username_format") == "%Lu"
+    assert value("auth_username_format", "-f", "protocol=lmtp") == "%Ln"
     assert value("mail_plugins").split() == ["quota"]
     assert value("mail_plugins", "-f", "protocol=lmtp").split() == ["quota", "sieve"]
     assert value("lmtp_rcpt_check_quota") == "yes"
@@ -452,3 +454,11 @@ def test_dovecot_serves_quota_status_where_postfix_asks(version: str) -> None:
     assert "quota_status_overquota = 552 5.2.2 Mailbox is full" in conf
     assert "check_policy_service unix:private/qs" in (
         rendered.postfix_settings["smtpd_recipient_restrictions"])
+
+
+def test_logins_file_names_login_and_login_at_each_own_domain() -> None:
+    state = one_domain(mailbox("jo", password=HASH), domain_aliases=("x.eu",))
+    text = _file(render(state, LAYOUT, Facts()), "/logins")
+    assert text.splitlines()[1:] == [
+        "jo:::::::noauthenticate user=jo", "jo@x.be:::::::noauthenticate user=jo",
+        "jo@x.eu:::::::noauthenticate user=jo"]
