@@ -246,7 +246,8 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
     name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
     first_uid, first_gid = layout.first_valid_ids()
     conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
-                       "passwd": passwd_path, "logins": logins_path, "first_uid": first_uid, "first_gid": first_gid,
+                       "passwd": passwd_path, "logins": logins_path,
+                       "first_uid": first_uid, "first_gid": first_gid,
                        "weak_schemes": WEAK_SCHEMES_24 if weak else "",
                        "layout.lmtp_socket": layout.lmtp_socket,
                        "layout.quota_status_socket": layout.quota_status_socket,
