@@ -72,6 +72,7 @@ def test_full_mailbox_is_refused_at_rcpt_and_nothing_bounces(site: Site, host: T
     refused = f"refused {token()}"
     session = swaks(host, sender, "quota0001@quota.be", refused)
     transcript = session.stdout + session.stderr
+    print(transcript)  # the closing note shows one
     assert session.returncode != 0, transcript
     assert "<** 552 5.2.2" in transcript and "Mailbox is full" in transcript, transcript
     assert "DATA" not in transcript.split("<** 552")[1].split("QUIT")[0], transcript
