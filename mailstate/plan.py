@@ -41,6 +41,7 @@ class Kind(StrEnum):
     CATCH_ALL = "catch-all"
     GREYLISTING = "greylisting"
     GREYLISTING_SETTINGS = "greylisting settings"
+    QUOTA_WARNINGS = "quota warnings"
     POSTFIX_SETTING = "postfix setting"
     DAEMON = "daemon"
     UNFINISHED_APPLY = "unfinished apply"
@@ -314,6 +315,14 @@ def diff_states(live: ServerState, desired: ServerState) -> list[Change]:
         old, new = _greylisting_view(live.greylisting), _greylisting_view(desired.greylisting)
         changes.append(Change(Action.CHANGE, Kind.GREYLISTING_SETTINGS, "postgrey", None,
                               [FieldChange(k, old[k], new[k]) for k in old if old[k] != new[k]]))
+    if live.quota_warnings != desired.quota_warnings:
+        a, b = live.quota_warnings, desired.quota_warnings
+        fields = [FieldChange("thresholds", [f"{t}%" for t in sorted(a.thresholds)],
+                              [f"{t}%" for t in sorted(b.thresholds)])]
+        fields += [FieldChange(k, getattr(a, k), getattr(b, k)) for k in ("subject", "message")
+                   if b.thresholds and getattr(a, k) != getattr(b, k)]
+        changes.append(Change(Action.CHANGE, Kind.QUOTA_WARNINGS, "dovecot", None,
+                              [f for f in fields if f.old != f.new]))
     for name in sorted(set(live.domains) | set(desired.domains)):
         old, new = live.domains.get(name), desired.domains.get(name)
         if old != new:

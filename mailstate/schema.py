@@ -119,6 +119,28 @@ class ServerDns(Strict):
         "465); [] for none")
 
 
+class ServerQuotaWarnings(Strict):
+    """The mail a user gets when the mailbox crosses a threshold of its quota."""
+
+    thresholds: list[int] = Field(default_factory=lambda: [80, 95], max_length=5,
+                                  description="percent of the quota; one mail when crossing "
+                                  "each (empty: no warnings)")
+    subject: Subject | None = Field(default=None, description="the warning's subject; may "
+                                    "name {percent}")
+    message: Message | None = Field(default=None, description="the warning's text; may name "
+                                    "{percent}, {address}, {used} and {quota}")
+
+    @model_validator(mode="after")
+    def _percent(self) -> ServerQuotaWarnings:
+        for t in self.thresholds:
+            if not 1 <= t <= 100:
+                raise ValueError(f"a quota warning threshold is a percentage from 1 to 100, "
+                                 f"not {t}")
+        if len(set(self.thresholds)) != len(self.thresholds):
+            raise ValueError("a quota warning threshold is listed twice")
+        return self
+
+
 class Server(Strict):
     """One mail server and how to reach it."""
 
@@ -135,6 +157,8 @@ class Server(Strict):
         "default: the host name of an ssh:// `target:`")
     dns: ServerDns = Field(default=ServerDns(), description="what `mailstate dns` publishes "
                            "for this server's domains")
+    quota_warnings: ServerQuotaWarnings = Field(default=ServerQuotaWarnings(),
+                                                description="quota warning mails")
     max_safe_delete: int = Field(default=30, ge=0, le=100, description="the largest share "
                                  "(percent) of this server's mailboxes and addresses one apply "
                                  "may remove or disable without --force")

@@ -291,7 +291,14 @@ def build(repo: Repository) -> tuple[Desired, list[Issue]]:
 def server_state(server: Server, domains: dict[str, st.Domain]) -> st.ServerState:
     """A server's desired state: its domains and its postgrey settings."""
     grey = server.greylisting
+    warn = server.quota_warnings
     return st.ServerState(domains=dict(sorted(domains.items())),
+                          quota_warnings=st.QuotaWarnings(
+                              thresholds=tuple(sorted(warn.thresholds, reverse=True)),
+                              subject=warn.subject or st.QUOTA_WARNING_SUBJECT,
+                              message=(warn.message.rstrip("\n") + "\n" if warn.message
+                                       else st.QUOTA_WARNING_MESSAGE))
+                          if warn.thresholds else st.QuotaWarnings(thresholds=()),
                           greylisting=st.Greylisting(
                               enabled=grey.enabled, delay=grey.delay,
                               max_age=grey.max_age // 86400 or 1,

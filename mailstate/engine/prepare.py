@@ -153,7 +153,8 @@ def prepare(intent: ServerIntent, transport: Transport,
     settings = {k: v for k, v in rendered.postfix_settings.items()
                 if snapshot.postconf.get(k) != v}
     services = _server_changes(plan, settings, snapshot)
-    plan.warnings += quota_warnings(_quotas(intent.state), snapshot.usage)
+    plan.warnings += quota_warnings(_quotas(intent.state), snapshot.usage,
+                                    intent.state.quota_warnings.thresholds)
     plan.reloads = [s for s in ("postfix", "dovecot", "postgrey") if s in services]
     added = {c.name for c in plan.changes if c.kind == Kind.MAILBOX and c.action == Action.ADD}
     plan.welcome = sorted(added & intent.welcome)
@@ -256,7 +257,8 @@ def prepare_unchanged(record: ServerRecord, server: str, config: Server, transpo
             or any(snapshot.postconf.get(k) != v for k, v in record.settings.items())):
         return None
     plan = ServerPlan(server, transport.name, live_objects=record.objects)
-    plan.warnings = quota_warnings(record.quotas, snapshot.usage)
+    plan.warnings = quota_warnings(record.quotas, snapshot.usage,
+                                   tuple(config.quota_warnings.thresholds))
     plan.live_fingerprint = plan.desired_fingerprint = _fingerprint(live_hashes, record.settings)
     manifest, _ = _manifest(snapshot.files.get(f"{layout.state_dir}/manifest.json"))
     return Prepared(plan, transport, layout, config, None, snapshot, manifest, live_hashes,

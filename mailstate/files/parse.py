@@ -15,13 +15,21 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from mailstate.files import quota_warning
 from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.files.formats.lines import Line
 from mailstate.files.paths import ALIAS_MAP, POSTFIX_MAPS, derived
 from mailstate.files.render import LIVE_LOGIN, file_group, render
 from mailstate.model.layout import MANAGED_HEADER, Facts, Layout, Rendered
 from mailstate.model.passwords import mask_hashes
-from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.model.state import (
+    Domain,
+    Greylisting,
+    Mailbox,
+    QuotaWarnings,
+    ServerState,
+    Vacation,
+)
 
 
 def _valid(check: Callable[[str], str], *values: str | None) -> bool:
@@ -263,6 +271,18 @@ class _Reader:
             whitelist_clients=tuple(sorted(set(clients))),
             whitelist_recipients=tuple(sorted(set(recipients))))
 
+    def read_quota_warnings(self) -> QuotaWarnings:
+        """The warning mail's text file; none on a server without it (no warnings)."""
+        path = quota_warning.text_path(self.layout)
+        data = self.files.get(path)
+        if data is None:
+            return QuotaWarnings(thresholds=())
+        try:
+            return quota_warning.read(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.warn(path, Line(1, ""), str(exc))
+            return QuotaWarnings(thresholds=())
+
     def state(self) -> ServerState:
         self.read_domains()
         self.read_passwd()
@@ -271,6 +291,7 @@ class _Reader:
         self.read_aliases()
         self.read_sieve()
         greylisting = self.read_greylisting()
+        warnings = self.read_quota_warnings()
         boxes: dict[str, dict[str, Mailbox]] = {name: {} for name in self.domains}
         for b in self.boxes.values():
             boxes[b.domain][b.login] = Mailbox(
@@ -284,7 +305,7 @@ class _Reader:
                 catch_all=d.catch_all)
             for d in self.domains.values()
         }
-        return ServerState(domains=domains, greylisting=greylisting)
+        return ServerState(domains=domains, greylisting=greylisting, quota_warnings=warnings)
 
     # -- cross-check -----------------------------------------------------------------------
     def compare(self, expected: Rendered, skip: set[str] | frozenset[str] = frozenset()) -> None:
@@ -300,7 +321,7 @@ class _Reader:
                 self.warn(path, Line(1, first[0] if first else ""), "no mailstate header")
             if path not in want or data == want[path].content:
                 continue  # byte-identical to what the parsed state renders: nothing to report
-            if path == self.layout.dovecot_fragment or path.endswith(".sieve"):
+            if path == self.layout.dovecot_fragment or path.endswith((".sieve", ".txt", ".sh")):
                 self._compare_exact(path, data, want[path].content)
             else:
                 self._compare_lines(path, data, want[path].content)

@@ -28,10 +28,13 @@ def managed_paths(layout: Layout) -> ManagedPaths:
     fixed = [f"{layout.postfix_dir}/{name}" for name in POSTFIX_MAPS]
     fixed += [
         f"{layout.dovecot_dir}/passwd",
+        f"{layout.dovecot_dir}/logins",  # the names a mailbox logs in with (render.py)
         layout.dovecot_fragment,
         layout.postgrey_default,
         f"{layout.postgrey_dir}/whitelist_clients.local",
         f"{layout.postgrey_dir}/whitelist_recipients.local",
+        f"{layout.dovecot_dir}/quota-warning.txt",  # the quota warning mail (quota_warning.py)
+        f"{layout.dovecot_dir}/quota-warning.sh",
         f"{layout.state_dir}/read-only",  # the read-only key's program (readonly.py): no state
     ]
     return ManagedPaths(files=tuple(sorted(fixed)), directories={layout.sieve_dir: ".sieve"})

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from functools import cache
 from importlib.resources import files
 
+from mailstate.files import quota_warning
 from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
 from mailstate.model.layout import Facts, Layout, Rendered, RenderedFile
 from mailstate.model.passwords import WEAK_SCHEMES
@@ -177,6 +178,12 @@ def postfix_settings(state: ServerState, layout: Layout, facts: Facts) -> dict[s
         f"check_recipient_access {table}/recipient_access",
         "permit_mynetworks",
         "reject_unauth_destination",
+        # An unknown recipient gets 550 at once, before greylisting would make a typo wait.
+        "reject_unlisted_recipient",
+        # A full mailbox (or a message over what is left, when the client gave SIZE) is
+        # refused here, in the sender's own session: accepted and bounced later, the bounce
+        # would go to a sender address anyone can forge (backscatter).
+        f"check_policy_service unix:{layout.quota_status_socket}",
     ]
     if state.greylisting.enabled:
         restrictions.append(f"check_policy_service inet:{layout.postgrey_inet}")
@@ -226,16 +233,29 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
                       uid, gid, dovecot.field(mb.name, "real name"), dovecot.field(home, "home"),
                       " ".join(dovecot.extra(e) for e in passwd_extras(mb, layout, facts))))
     passwd_path = f"{layout.dovecot_dir}/passwd"
+    logins_path = f"{layout.dovecot_dir}/logins"
+    names = sorted((name, mb.login) for d in state.domains.values()
+                   for mb in d.mailboxes.values()
+                   for name in (mb.login, *(f"{mb.login}@{n}" for n in (d.name,
+                                                                        *d.domain_aliases))))
+    logins = _file(lines.header("the names each mailbox logs in with"),
+                   [f"{dovecot.field(n, 'user')}:::::::noauthenticate user={login(b)}"
+                    for n, b in names])
     passwd = _file(lines.header("Dovecot users"),
                    [f"{user}:{password}:{uid}:{gid}:{name}:{home}::{extras}"
                     for user, password, uid, gid, name, home, extras in users])
     name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
     first_uid, first_gid = layout.first_valid_ids()
     conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
-                       "passwd": passwd_path, "first_uid": first_uid, "first_gid": first_gid,
+                       "passwd": passwd_path, "logins": logins_path,
+                       "first_uid": first_uid, "first_gid": first_gid,
                        "weak_schemes": WEAK_SCHEMES_24 if weak else "",
-                       "layout.lmtp_socket": layout.lmtp_socket})
-    return [
+                       "layout.lmtp_socket": layout.lmtp_socket,
+                       "layout.quota_status_socket": layout.quota_status_socket,
+                       "quota_warnings": quota_warning.settings(state.quota_warnings, layout,
+                                                                facts)})
+    return [*quota_warning.files(state.quota_warnings, layout),
+        RenderedFile(path=logins_path, content=logins, service="dovecot"),
         RenderedFile(path=passwd_path, content=passwd, mode=PASSWD_MODE, service="dovecot",
                      group=PASSWD_GROUP),
         RenderedFile(path=layout.dovecot_fragment, content=conf, service="dovecot"),

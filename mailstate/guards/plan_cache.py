@@ -225,15 +225,24 @@ def save(record: Record) -> None:
         return
 
 
-def quota_warnings(quotas: Iterable[tuple[str, str, int]], usage: dict[str, int]) -> list[str]:
-    """Mailboxes that already hold more than their (new) quota: Dovecot will refuse mail."""
+def quota_warnings(quotas: Iterable[tuple[str, str, int]], usage: dict[str, int],
+                   thresholds: Iterable[int] = ()) -> list[str]:
+    """Mailboxes that already hold more than their (new) quota: Dovecot will refuse mail; and
+    those above a quota warning threshold (the highest one crossed)."""
     from mailstate.model.values import format_size, format_size_approx
 
     out = []
+    levels = sorted(thresholds, reverse=True)
     for key, address, quota in quotas:
         used = usage.get(key, 0)
         if quota and used > quota:
             out.append(f"mailbox {address} holds {format_size_approx(used)}, more than its "
                        f"quota {format_size(quota)}: new mail will be refused until it is "
                        "emptied or the quota raised")
+            continue
+        crossed = next((t for t in levels if quota and used * 100 >= quota * t), None)
+        if crossed is not None:
+            out.append(f"mailbox {address} holds {format_size_approx(used)}, "
+                       f"{used * 100 // quota} % of its quota {format_size(quota)} (above the "
+                       f"{crossed} % warning)")
     return out

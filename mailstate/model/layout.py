@@ -94,8 +94,10 @@ class Layout(BaseModel):
                                    pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
                                    description="Dovecot's LMTP socket, relative to Postfix's queue "
                                    "directory")
-
-
+    quota_status_socket: QueuePath = Field(
+        default="private/dovecot-quota-status", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+        description="Dovecot's quota-status policy socket (Postfix asks it at RCPT whether the "
+        "mailbox has room), relative to Postfix's queue directory")
 
     def home_of(self, login: str, domain: str) -> tuple[str, int, int]:
         """(home, uid, gid) of a mailbox: a kept home, or vmail_dir/domain/login."""

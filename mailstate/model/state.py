@@ -72,11 +72,35 @@ class Greylisting(Frozen):
     whitelist_recipients: tuple[str, ...] = ()  # addresses never greylisted, sorted
 
 
+QUOTA_WARNING_SUBJECT = "Your mailbox is {percent} % full"
+QUOTA_WARNING_MESSAGE = """\
+Hello,
+
+your mailbox {address} now holds {used} of its {quota}: it is {percent} % full.
+
+When it is full, mail sent to you is refused and its senders are told so. Delete messages you
+no longer need (and empty the trash), or ask your provider for a larger quota.
+
+This message was sent automatically; please do not reply to it.
+"""
+
+
+class QuotaWarnings(Frozen):
+    """One mail to the user when the mailbox crosses each threshold (Dovecot's quota_warning).
+
+    The text may name {percent}, {address}, {used} and {quota}; the server fills them in."""
+
+    thresholds: tuple[int, ...] = (95, 80)  # percent, highest first (Dovecot 2.3 wants that)
+    subject: str = QUOTA_WARNING_SUBJECT
+    message: str = QUOTA_WARNING_MESSAGE  # ends with one newline
+
+
 class ServerState(Frozen):
     """Everything mailstate manages on one server."""
 
     domains: dict[str, Domain] = Field(default_factory=dict)  # by domain name
     greylisting: Greylisting = Greylisting()
+    quota_warnings: QuotaWarnings = QuotaWarnings()
 
     def mailboxes(self) -> dict[str, Mailbox]:
         """All mailboxes of the server by login (logins are unique per server)."""

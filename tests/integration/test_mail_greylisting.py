@@ -83,3 +83,17 @@ def test_whitelisted_recipient_passes_at_once_others_at_its_domain_do_not(
     code, text = try_send(host, sender(), "grey@grey.be", subject, source=host.runner_ip2)
     assert code == 450, (code, text)
 
+
+
+@pytest.mark.parametrize("address", ["gery@grey.be", "grey@nogrey.be"])
+def test_unknown_recipient_is_refused_before_greylisting(
+    site: Site, host: TestHost, address: str
+) -> None:
+    """A typo from an unknown client gets 550 in the first session, not 450 and a wait; a valid
+    recipient of the same session is still greylisted."""
+    frm = sender()
+    code, text = try_send(host, frm, address, f"typo {token()}", source=host.runner_ip2)
+    assert code == 550, (code, text)
+    assert "Greylisted" not in text, text
+    code, text = try_send(host, frm, "grey@grey.be", f"valid {token()}", source=host.runner_ip2)
+    assert code == 450 and "Greylisted" in text, (code, text)

@@ -11,7 +11,15 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
-from mailstate.model.state import Domain, Greylisting, Mailbox, ServerState, Vacation
+from mailstate.model.state import (
+    Domain,
+    Greylisting,
+    Mailbox,
+    QuotaWarnings,
+    ServerState,
+    Vacation,
+)
+from mailstate.model.values import check_subject
 
 MiB = 1024 * 1024
 
@@ -98,6 +106,23 @@ greylistings = st.builds(
         unique=True).map(lambda x: tuple(sorted(x))))
 
 
+def _valid_subject(text: str) -> bool:
+    try:
+        return check_subject(text) == text
+    except ValueError:
+        return False
+
+
+quota_warnings = st.builds(
+    lambda ts, subj, msg: QuotaWarnings(thresholds=tuple(sorted(ts, reverse=True)),
+                                        subject=subj, message=msg.rstrip("\n") + "\n")
+    if ts else QuotaWarnings(thresholds=()),  # without thresholds no text is kept
+    st.lists(st.integers(1, 100), unique=True, max_size=3),
+    subject.filter(_valid_subject) | st.sampled_from(["Mailbox at {percent} %",
+                                                      "Boîte pleine à {percent} %"]),
+    message.filter(lambda m: m.strip()))
+
+
 @st.composite
 def server_states(draw: st.DrawFn, max_domains: int = 3) -> ServerState:
     """A whole server: domains with their aliases, mailboxes and greylisting settings."""
@@ -110,4 +135,5 @@ def server_states(draw: st.DrawFn, max_domains: int = 3) -> ServerState:
         aliases, spare = tuple(sorted(spare[:n_alias])), spare[n_alias:]
         share = logins[i::len(hosted)]
         out[name] = draw(domains(name, aliases, share))
-    return ServerState(domains=out, greylisting=draw(greylistings))
+    return ServerState(domains=out, greylisting=draw(greylistings),
+                       quota_warnings=draw(quota_warnings))

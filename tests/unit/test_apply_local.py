@@ -28,7 +28,10 @@ from .conftest import EXAMPLE, LocalServer
 MANAGED = [
     "etc/default/postgrey",
     "etc/dovecot/conf.d/99-mailstate.conf",
+    "etc/dovecot/mailstate/logins",
     "etc/dovecot/mailstate/passwd",
+    "etc/dovecot/mailstate/quota-warning.sh",
+    "etc/dovecot/mailstate/quota-warning.txt",
     "etc/dovecot/mailstate/sieve/monsite0001.sieve",
     "etc/postfix/mailstate/recipient_access",
     "etc/postfix/mailstate/virtual_alias_domains",
@@ -350,7 +353,7 @@ def test_a_saved_plan_is_applied(server: LocalServer, tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
     out = ok(server.cli("plan", str(path), "--out", str(saved)))
     assert f"apply it with `mailstate apply --plan {saved}`" in out
-    assert json.loads(saved.read_text())["summary"] == {"add": 15, "change": 1, "remove": 0}
+    assert json.loads(saved.read_text())["summary"] == {"add": 15, "change": 2, "remove": 0}
     assert server.contents() == {}
     out = ok(server.cli("apply", str(path), "--plan", str(saved)))  # reviewed: no prompt
     assert "Apply complete." in out

@@ -47,3 +47,21 @@ def test_a_mailbox_whose_home_stays_where_virtualmin_put_it_is_in_the_report(
     text = server.cli("plan", str(out), target=False).output
     assert "mailbox kees@bakkerij.be holds 3.0M, more than its quota 2M" in text
     assert "anna@bakkerij.be holds" not in text  # no maildirsize yet: nothing counted
+
+
+def test_plan_names_mailboxes_above_a_quota_warning_threshold(server: LocalServer) -> None:
+    """The thresholds of mailstate.yaml (80 % and 95 % by default): the highest one crossed."""
+    path = server.example()
+    server.domain(path.read_text().replace("quota: 3G", "quota: 10M"))
+    server.apply(path)
+    maildir = server.root / "var/vmail/monsite.be/monsite0001/Maildir"
+    maildir.mkdir(parents=True)
+    (maildir / "maildirsize").write_text("10485760S\n8388608 10\n")  # 8 MiB of 10: 80 %
+    text = server.cli("plan", str(path)).output
+    assert ("mailbox monsite0001@monsite.be holds 8.0M, 80 % of its quota 10M (above the "
+            "80 % warning)") in text, text
+    (maildir / "maildirsize").write_text("10485760S\n10000000 10\n")  # 95 %
+    assert "95 % of its quota 10M (above the 95 % warning)" in server.cli(
+        "plan", str(path)).output
+    (maildir / "maildirsize").write_text("10485760S\n7000000 10\n")  # 66 %
+    assert "holds" not in server.cli("plan", str(path)).output

@@ -244,8 +244,8 @@ def test_dovecot24_fragment_uses_only_the_new_syntax() -> None:
     """Checked against the 2.4 golden case; here the 2.3 spellings that 2.4 rejects."""
     state, facts = load_case(CASES / "monsite-dovecot24")
     conf = render(state, LAYOUT, facts).by_path()[LAYOUT.dovecot_fragment].content.decode()
-    for old in ("$mail_plugins", "plugin {", "mail_location", "%L", "%n", "args =",
-                "quota_rule", "driver = passwd-file"):
+    for old in ("$mail_plugins", "plugin {", "mail_location", "%L", "%n", "\n  args =",
+                "quota_rule", "args = scheme"):
         assert old not in conf
     for new in ("passdb passwd-file {", "passwd_file_path = /etc/dovecot/mailstate/passwd",
                 "mail_driver = maildir", "sieve_script personal {", "vacation-seconds = yes",
@@ -291,7 +291,9 @@ def test_doveconf_accepts_the_fragment_in_a_stock_config(tmp_path: Path) -> None
         return run(doveconf, "-c", str(conf), *filters, "-h", name).stdout.strip()
 
     assert value("mail_location") == "maildir:~/Maildir"
-    assert value("auth_username_format") == "%Ln"
+    # Logins keep their domain part (checked by the logins passdb); deliveries drop it.
+    assert value("auth_username_format") == "%Lu"
+    assert value("auth_username_format", "-f", "protocol=lmtp") == "%Ln"
     assert value("mail_plugins").split() == ["quota"]
     assert value("mail_plugins", "-f", "protocol=lmtp").split() == ["quota", "sieve"]
     assert value("lmtp_rcpt_check_quota") == "yes"
@@ -429,3 +431,34 @@ def test_postgrey_files_read_as_postgrey_and_sh_read_them(tmp_path: Path) -> Non
 )
 def test_protocols_fact_from_doveconf(doveconf_output: str, expected: tuple[str, ...]) -> None:
     assert parse_protocols(doveconf_output) == expected
+
+
+def test_recipient_restrictions_refuse_unknown_and_full_before_greylisting() -> None:
+    """Order is the behaviour: relay check, unknown recipients (550 at once), the quota-status
+    policy (a full mailbox refused at RCPT), and only then postgrey."""
+    settings = render(ServerState(), LAYOUT, Facts()).postfix_settings
+    steps = settings["smtpd_recipient_restrictions"].split(", ")
+    assert steps[steps.index("reject_unauth_destination"):] == [
+        "reject_unauth_destination", "reject_unlisted_recipient",
+        "check_policy_service unix:private/dovecot-quota-status",
+        "check_policy_service inet:127.0.0.1:10023"]
+
+
+@pytest.mark.parametrize("version", ["2.3.19", "2.4.1"])
+def test_dovecot_serves_quota_status_where_postfix_asks(version: str) -> None:
+    layout = Layout(quota_status_socket="private/qs")
+    rendered = render(ServerState(), layout, Facts(dovecot_version=version))
+    conf = _file(rendered, "99-mailstate.conf")
+    assert "unix_listener /var/spool/postfix/private/qs {" in conf
+    assert "executable = quota-status -p postfix" in conf
+    assert "quota_status_overquota = 552 5.2.2 Mailbox is full" in conf
+    assert "check_policy_service unix:private/qs" in (
+        rendered.postfix_settings["smtpd_recipient_restrictions"])
+
+
+def test_logins_file_names_login_and_login_at_each_own_domain() -> None:
+    state = one_domain(mailbox("jo", password=HASH), domain_aliases=("x.eu",))
+    text = _file(render(state, LAYOUT, Facts()), "/logins")
+    assert text.splitlines()[1:] == [
+        "jo:::::::noauthenticate user=jo", "jo@x.be:::::::noauthenticate user=jo",
+        "jo@x.eu:::::::noauthenticate user=jo"]
