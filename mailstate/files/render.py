@@ -4,8 +4,9 @@ Everything is sorted so that one state always gives the same bytes (a stable fin
 no spurious drift). Data is encoded by each format's own rules in ``mailstate.files.formats``. Files
 of one line per mailbox or address are built as plain strings (a large server has hundreds of
 thousands of lines: a template engine's loop costs more than the data); the few fixed files
-(Dovecot's settings) are text files in ``templates/`` with ``{{ name }}`` placeholders, and
-only the welcome mail, written by apply, uses Jinja (imported there, not for every plan).
+(Dovecot's settings) are text files in ``templates/`` (``*.conf.in``: not Jinja) whose
+``{{ name }}`` placeholders ``fill`` replaces; only the welcome mail, written by apply, uses
+Jinja (imported there, not for every plan).
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def _dovecot_files(state: ServerState, layout: Layout, facts: Facts) -> list[Ren
     passwd = _file(lines.header("Dovecot users"),
                    [f"{user}:{password}:{uid}:{gid}:{name}:{home}::{extras}"
                     for user, password, uid, gid, name, home, extras in users])
-    name = "dovecot-2.4.conf.j2" if facts.dovecot24 else "dovecot-2.3.conf.j2"
+    name = "dovecot-2.4.conf.in" if facts.dovecot24 else "dovecot-2.3.conf.in"
     first_uid, first_gid = layout.first_valid_ids()
     conf = fill(name, {"header": lines.header("virtual mailboxes, quota, LMTP, Sieve"),
                        "passwd": passwd_path, "logins": logins_path,

@@ -73,7 +73,7 @@ def folder_digest(folder: Path) -> str:
     """Every code and template file under `folder`: names and bytes."""
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
-        if path.suffix in (".py", ".sh", ".j2", ".txt") and path.is_file():
+        if path.suffix in (".py", ".sh", ".j2", ".in", ".txt") and path.is_file():
             h.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes())
     return h.hexdigest()
 
