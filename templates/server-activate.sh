@@ -193,12 +193,18 @@ prune_live() {  # every live generation but the current one (and those a journal
             [ "$_n" = "$(cat "$J/old" 2>/dev/null)" ] || [ "$_n" = "$(cat "$J/new" 2>/dev/null)" ] \
                 && continue
         fi
-        [ -d "$_g/files" ] && files_of "$_n" | awk -v r="$ROOT" '{ print r $0 ".mailstate-new" }' \
-            | xargs -r rm -f
+        [ -d "$_g/files" ] && files_of "$_n" | untemp
         rm -rf "$_g"
     done
-    [ -n "$_cur" ] && files_of "$_cur" | awk -v r="$ROOT" '{ print r $0 ".mailstate-new" }' \
-        | xargs -r rm -f
+    [ -z "$_cur" ] || files_of "$_cur" | untemp
+}
+untemp() {  # paths on stdin: the temporary link a killed run left beside each goes (only
+    # mailstate's own: another link there is refused by the safety check, never followed)
+    while IFS= read -r _p; do
+        [ -L "$ROOT$_p.mailstate-new" ] || continue
+        [ "$(readlink "$ROOT$_p.mailstate-new")" = "$(link_of "$_p")" ] \
+            && rm -f "$ROOT$_p.mailstate-new"
+    done
 }
 maincf_set() {  # key = value lines on stdin -> main.cf.mailstate-new (local target)
     mkdir -p "$ROOT/etc/postfix" && touch "$ROOT/etc/postfix/main.cf" && awk -F' = ' '
