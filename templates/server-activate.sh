@@ -729,6 +729,10 @@ apply again to finish putting them back" "$EXIT_NOT_RESTORED"
     exit "$EXIT_RESTORED"
 }
 switch_to "$GENID" || abort "cannot switch $STATE_DIR/live/current to $GENID"
+# A Postfix process notices a changed map by its open file's time stamp, not by its path: the
+# old generation's maps are dated now, so each process restarts with the new ones after its
+# current request, as Dovecot (which looks at the path) does at once; the reload follows.
+find "$L/$OLD/files" -name "*.$DBEXT" -exec touch {} + 2>/dev/null
 tick swap
 fault switched
 if [ -s "$META/$META_POSTCONF" ]; then

@@ -291,7 +291,8 @@ def _killed_at_random(server: LocalServer, seed: int, kill: Callable[[subprocess
     many showed a mix or an open stage right after the kill ("mixed at the kill", "open stage")."""
     rng = random.Random(seed)
     s = Scenario(server)
-    old_view, new_view = daemons_view(server.root), None
+    runs = server.state_dir / "runs"
+    old_view = daemons_view(server.root)
     backup = server.root.parent / "backup"
     shutil.copytree(server.root, backup, symlinks=True)
     new_view = daemons_view(server.root.parent / "reference")
@@ -303,8 +304,8 @@ def _killed_at_random(server: LocalServer, seed: int, kill: Callable[[subprocess
         shutil.copytree(backup, server.root, symlinks=True)
         client = _client(server, s.path)
         if aim:  # a moment while the activation runs (about a second here)
-            earlier = set(server.state_dir.glob("runs/*/pid.*"))
-            wait_until(lambda: set(server.state_dir.glob("runs/*/pid.*")) - earlier, 30,
+            earlier = set(runs.glob("*/pid.*"))
+            wait_until(lambda earlier=earlier: set(runs.glob("*/pid.*")) - earlier, 30,
                        "the activation to start", interval=0.01, max_interval=0.02)
             time.sleep(rng.uniform(0, 1.2))
         else:
