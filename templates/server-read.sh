@@ -122,7 +122,8 @@ if [ -s "$tmp/expect" ]; then
     fi
 fi
 grep -v -x -F -f "$tmp/ours" "$tmp/paths" > "$tmp/plain"
+grep -x -F -f "$tmp/paths" "$tmp/ours" > "$tmp/through"
 (cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/plain" \
-    && tar -rhf "$tmp/files.tar" --no-recursion -T "$tmp/ours") || exit 4
+    && tar -rhf "$tmp/files.tar" --no-recursion -T "$tmp/through") || exit 4
 wait
 tar -cf - -C "$tmp" files.tar facts
