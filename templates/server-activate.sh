@@ -382,6 +382,14 @@ welcome_all() {  # every welcome mail of the journal, in the order of welcome/en
         welcome_one "$name" "$sender" "$recipient"
     done
 }
+recovery_kit() {  # $1 a journal being written: this script and the meta/ of a "recover" run,
+    # for server-push.sh's watch (it completes or undoes the journal when this run dies)
+    mkdir "$1/recover" "$1/recover/meta" && cp "$0" "$1/recover/activate.sh" || return 1
+    for _m in "$META_STATE_DIR" "$META_LOCK_TIMEOUT" "$META_HOLDER" "$META_DB_TYPE"; do
+        cp "$META/$_m" "$1/recover/meta/$_m" || return 1
+    done
+    say recover > "$1/recover/meta/$META_MODE"
+}
 finalize() {  # after the commit mark: the links of removed files go, the kept generation
     # keeps its final name (or goes if empty), older live generations go
     gen=$(cat "$J/generation")
@@ -520,7 +528,8 @@ if [ "$MODE" = rollback ]; then
     [ -f "$G/$META_WRITE" ] || fail "no generation $target on this server" "$EXIT_NO_GENERATION"
     { mkdir -m 700 "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
         && say "$target" > "$SD/journal.new/generation" \
-        && say "$(current_gen)" > "$SD/journal.new/old" && mv "$SD/journal.new" "$J"; } \
+        && say "$(current_gen)" > "$SD/journal.new/old" && recovery_kit "$SD/journal.new" \
+        && mv "$SD/journal.new" "$J"; } \
         || fail "cannot write the journal in $STATE_DIR; nothing was changed" "$EXIT_NOT_STORED"
     fault journal
     step restoring
@@ -673,13 +682,7 @@ if [ -d "$STAGE/welcome" ]; then
 else
     mkdir "$SD/journal.new/welcome" || unjournal "welcome mails"
 fi
-# the recovery kit: this script and the meta/ of a "recover" run, for server-push.sh's watch
-# (it completes or undoes the journal when this run dies without an outcome)
-{ mkdir "$SD/journal.new/recover" && mkdir "$SD/journal.new/recover/meta" \
-    && cp "$0" "$SD/journal.new/recover/activate.sh" \
-    && for m in "$META_STATE_DIR" "$META_LOCK_TIMEOUT" "$META_HOLDER" "$META_DB_TYPE"; do
-        cp "$META/$m" "$SD/journal.new/recover/meta/$m" || exit 1; done \
-    && say recover > "$SD/journal.new/recover/meta/$META_MODE"; } || unjournal "recovery kit"
+recovery_kit "$SD/journal.new" || unjournal "recovery kit"
 mv "$SD/journal.new" "$J" || unjournal "rename"
 tick journal
 fault journal
