@@ -238,6 +238,38 @@ def test_the_server_completes_or_undoes_a_killed_activation_by_itself(
     s.finish()
 
 
+def _as_plain_files(root: Path) -> None:
+    """The server as an older mailstate left it: plain files at the managed paths."""
+    for path in root.rglob("*"):
+        if path.is_symlink() and "/live/current/files/" in os.readlink(path):
+            data = path.read_bytes()
+            path.unlink()
+            path.write_bytes(data)
+    shutil.rmtree(root / "var/lib/mailstate/live")
+
+
+@pytest.mark.parametrize("step", ["adopted", "prepared", "switched", "committed"])
+def test_a_server_with_plain_files_moves_to_the_links_safely(
+        server: LocalServer, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next apply moves a server with plain files to the live generation: killed (with
+    its watch) at any step, the daemons read the old or the new files; then it completes."""
+    s = Scenario(server)
+    _as_plain_files(server.root)
+    assert managed(server.root) == s.old
+    assert not any(p.is_symlink() for p in (server.root / "etc").rglob("*"))
+    monkeypatch.setenv("MAILSTATE_FAULT", f"{step}:kill watch:kill")
+    server.cli("apply", str(s.path), "--auto-approve")
+    monkeypatch.delenv("MAILSTATE_FAULT")
+    settle_running(server.root)
+    view = daemons_view(server.root)
+    expected = s.new if step == "committed" else s.old  # the client completed or undid it
+    assert view == {k: v for k, v in expected.items()
+                    if k not in ("manifest.json", "state.json")}
+    s.finish(welcome_lost_ok=True)
+    links = [p for p in (server.root / "etc").rglob("*") if p.is_symlink()]
+    assert len(links) >= len(CHANGED) and all(p.is_file() for p in links)
+
+
 def test_a_journal_of_an_older_mailstate_still_sends_its_welcome_mails_once(
         server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the envelope list, a journal held NAME.from and NAME.to beside each mail: the
