@@ -49,7 +49,8 @@ STEPS = ["checked", "kept", "journal", "adopted", "prepared", "switched",
          "done"]
 BEFORE_COMMIT = STEPS[:STEPS.index("manifest") + 1]
 # Trials per random-kill test (two such tests) and concurrent pairs; CI keeps them small,
-# MAILSTATE_FAULT_TRIALS=25 gives the 50 random kills of the issue.
+# MAILSTATE_FAULT_TRIALS=50 gives the issue's 50 random kills of everything (and 50 of the
+# client alone).
 TRIALS = int(os.environ.get("MAILSTATE_FAULT_TRIALS", "12"))
 PAIRS = int(os.environ.get("MAILSTATE_FAULT_PAIRS", "20"))
 
