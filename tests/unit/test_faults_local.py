@@ -524,7 +524,8 @@ def test_a_held_lock_names_its_holder_and_unlock_refuses_while_it_runs(
 def test_unlock_releases_the_record_of_a_killed_apply(server: LocalServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     s = Scenario(server)
-    monkeypatch.setenv("MAILSTATE_FAULT", "journal:pause=30")
+    # the watch is stopped too (or it would recover the run, and release the lock, at once)
+    monkeypatch.setenv("MAILSTATE_FAULT", "journal:pause=30 watch:kill")
     client = _client(server, s.path)
     holder = server.state_dir / "lock.holder"
     wait_until(lambda: (server.state_dir / "journal").exists(), 20,
