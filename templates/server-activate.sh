@@ -1,10 +1,17 @@
 #!/bin/sh
-# mailstate: check, swap in and reload a staged generation; finishes whole or not at all.
+# mailstate: check, switch to and reload a staged generation; finishes whole or not at all.
 #
 # Started by server-push.sh in a session of its own, so that it finishes whatever happens to
 # the SSH connection; its output and exit status go to STATE_DIR/runs/RUN/. Everything it acts
 # on is listed in files under meta/ (written by mailstate from validated data); this script
-# itself is the same on every server and every apply. Steps (the names are those of the
+# itself is the same on every server and every apply.
+#
+# The files the daemons read live in generations: STATE_DIR/live/GEN/files/PATH holds every
+# managed file (and postmap's indexed map beside each map), and STATE_DIR/live/current is a
+# symbolic link to one of them. Each managed PATH (and PATH.db or .lmdb) is a relative symbolic
+# link to STATE_DIR/live/current/files/PATH. Switching `current` is one rename(2): at every
+# instant, even after a SIGKILL of everything or a power cut, each daemon reads the whole old
+# generation or the whole new one, never some files of each. Steps (the names are those of the
 # test-only fault hook, see server-lib.sh):
 #
 #   lock        one apply at a time (flock, waits up to meta/lock_timeout seconds); the holder
@@ -12,29 +19,40 @@
 #               killed runs are removed; an unfinished journal is completed or undone first;
 #   (compare)   the live files, the manifest, the recorded state and the main.cf settings must
 #               still be what the plan saw (meta/expect, meta/expect_postconf);
-#   (safe)      no managed path or parent directory is a symbolic link, owned by another user,
-#               or writable by group or others;
+#   (safe)      no managed path or parent directory is a symbolic link (other than mailstate's
+#               own link into the current generation), owned by another user, or writable by
+#               group or others;
 #   checked     postmap into the stage, doveconf -n with the staged Dovecot files, sievec;
 #               the mail directory must belong to the mail user;
-#   kept        the current files are copied (every copy checked) to generations/GEN.partial;
+#   kept        the current files are copied (every copy checked) to generations/GEN.partial,
+#               which a later rollback puts back;
 #   journal     STATE_DIR/journal records what this run is about to do (the generation, the
-#               daemons to reload, the welcome mails); from here on a killed run is completed
-#               or undone by the next one;
-#   prepared    every new file is copied next to its target as PATH.mailstate-new (checked);
-#   rename:PATH each new file renamed into place; remove:PATH each file removed;
+#               live generations before and after, the daemons to reload, the welcome mails);
+#               from here on a killed run is completed or undone by the next one (and by the
+#               recovery kit in the journal, see server-push.sh);
+#   adopted     a managed file that is still a plain file (a server moving to this layout, or
+#               a file replaced by hand) is copied into the current generation, then replaced
+#               by its link: the same bytes, so the daemons see no change;
+#   prepared    the new generation is complete: a copy of the current one with the new files
+#               and maps put in and the removed ones taken out;
+#   link:PATH   a link made for a path new in this generation (it points to nothing until the
+#               switch: absent, as in the old generation);
+#   switched    STATE_DIR/live/current renamed over: the daemons read the new generation;
 #   postconf    main.cf settings; reload:SERVICE each reload (postgrey is then checked to run
 #               the options of /etc/default/postgrey); then some mailboxes are opened as the
 #               mail user (probe);
 #   manifest    state.json and manifest.json written;
 #   committed   the journal's commit mark: from here on the run is completed, never undone;
 #   welcome:LOGIN each welcome mail, sent once (marked in the journal);
-#   done        old generations pruned, the journal removed.
+#   done        the links of removed files, older live generations and old kept generations
+#               pruned, the journal removed.
 #
-# A failure before `journal` changes nothing. A failure after it puts the kept files back,
-# reloads, and exits EXIT_RESTORED (or EXIT_NOT_RESTORED when even that failed: the journal
-# stays for the next run). The exit codes and the meta/ names are in server-contract.sh.
-# meta/mode "rollback" puts a kept generation back the same way; "recover" only completes or
-# undoes an unfinished journal.
+# A failure before `switched` changes nothing the daemons read. A failure after it switches
+# back to the old generation, puts the settings and records back, reloads, and exits
+# EXIT_RESTORED (or EXIT_NOT_RESTORED when even that failed: the journal stays for the next
+# run). The exit codes and the meta/ names are in server-contract.sh. meta/mode "rollback"
+# puts a kept generation back the same way (a new live generation, one switch); "recover"
+# only completes or undoes an unfinished journal.
 set -u
 umask 022  # new directories must be traversable by the mail user (Sieve scripts)
 STAGE=$(cd "$(dirname "$0")" && pwd)
@@ -84,27 +102,109 @@ case "$DBTYPE" in
 esac
 
 # helpers --------------------------------------------------------------------------------
-put() {  # $1 source, $2 live target, $3 mode, $4 group: $2.mailstate-new ready to rename
-    # One process per file (it was five): install unlinks what is there (a planted symlink
-    # included), creates the copy unreadable (umask 077), then gives it its group and mode,
-    # so a passwd-file is never world-readable.
+L="$SD/live"  # the live generations and the `current` link (server-lib.sh: link_of, ours)
+put() {  # $1 source, $2 target, $3 mode, $4 group
+    # One process per file: install unlinks what is there, creates the copy unreadable
+    # (umask 077), then gives it its group and mode, so a passwd-file is never world-readable.
     [ -d "${2%/*}" ] || mkdir -p "${2%/*}" || return 1
     umask 077
-    if [ "$NOCMD" = 1 ]; then install -m "$3" "$1" "$2.mailstate-new"
-    else install -m "$3" -g "${4:-root}" "$1" "$2.mailstate-new"; fi
+    if [ "$NOCMD" = 1 ]; then install -m "$3" "$1" "$2"
+    else install -m "$3" -g "${4:-root}" "$1" "$2"; fi
     _rc=$?
     umask 022
     return $_rc
 }
-swap() {  # $1 source, $2 live target, $3 mode, $4 group
-    put "$@" && mv -f "$2.mailstate-new" "$2"
+swap() {  # $1 source, $2 live plain file, $3 mode, $4 group: renamed into place
+    put "$1" "$2.mailstate-new" "$3" "${4:-root}" && mv -f "$2.mailstate-new" "$2"
 }
-unprepare() {  # remove the PATH.mailstate-new of every file listed in $1/write
-    while read -r _ _ path; do
-        rm -f "$ROOT$path.mailstate-new" "$ROOT$path.$DBEXT.mailstate-new"
-    done < "$1/$META_WRITE"
-    rm -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$SD/state.json.mailstate-new" \
-        "$SD/manifest.json.mailstate-new"
+current_gen() {  # the live generation `current` points to (nothing before the first apply)
+    readlink "$L/current" 2>/dev/null || :
+}
+switch_to() {  # $1 a live generation: `current` points to it, in one rename(2)
+    rm -f "$L/current.new" && ln -s "$1" "$L/current.new" \
+        && mv -fT "$L/current.new" "$L/current"
+}
+link_path() {  # $1 a managed path becomes mailstate's link; a plain file there is first
+    # copied into the current generation $2 (the same bytes: the daemons see no change)
+    if [ -L "$ROOT$1" ] || [ -e "$ROOT$1" ]; then
+        { [ -f "$ROOT$1" ] && [ ! -L "$ROOT$1" ]; } || { say "$1 is not a plain file" >&2; return 1; }
+        { mkdir -p "$L/$2/files${1%/*}" && cp -p "$ROOT$1" "$L/$2/files$1"; } || return 1
+    else
+        mkdir -p "$ROOT${1%/*}" || return 1
+    fi
+    rm -f "$ROOT$1.mailstate-new" && ln -s "$(link_of "$1")" "$ROOT$1.mailstate-new" \
+        && mv -fT "$ROOT$1.mailstate-new" "$ROOT$1"
+}
+unlinked() {  # absolute paths on stdin: those that are not mailstate's link yet (one find per
+    # directory and one awk, not a readlink per file: 10,000 Sieve scripts)
+    sort -u > "$STAGE/paths" || return 1
+    sed 's,/[^/]*$,,' "$STAGE/paths" | sort -u | while IFS= read -r _d; do
+        [ -d "$ROOT$_d" ] && find "$ROOT$_d/" -maxdepth 1 -type l -printf '%p\t%l\n'
+    done > "$STAGE/links"
+    awk -F'\t' -v root="$ROOT" -v sd="${STATE_DIR#/}" -v links="$STAGE/links" '
+        FILENAME == links { link[substr($1, length(root) + 1)] = $2; next }
+        { n = split($0, part, "/"); up = ""; for (i = 2; i < n; i++) up = up "../"
+          if (link[$0] != up sd "/live/current/files" $0) print }' "$STAGE/links" "$STAGE/paths"
+}
+files_of() {  # $1 a live generation: the absolute paths of its files
+    (cd "$L/$1/files" && find . -type f) | sed 's,^\.,,'
+}
+adopt() {  # $1 the current generation: every managed file the plan saw that is still a plain
+    # file (and its indexed map) goes into it and becomes a link
+    while read -r _sum _path; do
+        [ "$_sum" = absent ] && continue
+        case "$_path" in "$STATE_DIR/manifest.json"|"$STATE_DIR/state.json") continue ;; esac
+        for _p in "$_path" "$_path.$DBEXT"; do
+            if [ -f "$ROOT$_p" ] && [ ! -L "$ROOT$_p" ]; then link_path "$_p" "$1" || return 1; fi
+        done
+    done < "$META/$META_EXPECT"
+}
+link_all() {  # $1 a new live generation, $2 the current one: every file of $1 gets its link
+    # (a path new in $1 points to nothing until the switch: absent, as before)
+    files_of "$1" | unlinked > "$STAGE/unlinked" || return 1
+    while IFS= read -r _p; do
+        link_path "$_p" "$2" || return 1
+        fault "link:$_p"
+    done < "$STAGE/unlinked"
+}
+unlink_new() {  # $1 a live generation given up, $2 the current one: the links made for paths
+    # that only $1 has (they point to nothing) go
+    [ -d "$L/$1/files" ] || return 0
+    files_of "$1" | while IFS= read -r _p; do
+        [ -e "$L/$2/files$_p" ] || ! ours "$_p" || rm -f "$ROOT$_p"
+    done
+}
+unlink_removed() {  # $1 a list of removed paths: their links (pointing to nothing now) go
+    while IFS= read -r _p; do
+        for _q in "$_p" "$_p.$DBEXT"; do
+            if ours "$_q" || { [ -f "$ROOT$_q" ] && [ ! -L "$ROOT$_q" ]; }; then rm -f "$ROOT$_q"; fi
+        done
+    done < "$1"
+}
+prune_live() {  # every live generation but the current one (and those a journal names) goes,
+    # and any temporary link a killed run left beside a managed path
+    [ -d "$L" ] || return 0
+    _cur=$(current_gen)
+    for _g in "$L"/*; do
+        [ -d "$_g" ] || [ -L "$_g" ] || continue
+        _n="${_g##*/}"
+        [ "$_n" = current ] || [ "$_n" = "$_cur" ] && continue
+        if [ -d "$J" ]; then
+            [ "$_n" = "$(cat "$J/old" 2>/dev/null)" ] || [ "$_n" = "$(cat "$J/new" 2>/dev/null)" ] \
+                && continue
+        fi
+        [ -d "$_g/files" ] && files_of "$_n" | untemp
+        rm -rf "$_g"
+    done
+    [ -z "$_cur" ] || files_of "$_cur" | untemp
+}
+untemp() {  # paths on stdin: the temporary link a killed run left beside each goes (only
+    # mailstate's own: another link there is refused by the safety check, never followed)
+    while IFS= read -r _p; do
+        [ -L "$ROOT$_p.mailstate-new" ] || continue
+        [ "$(readlink "$ROOT$_p.mailstate-new")" = "$(link_of "$_p")" ] \
+            && rm -f "$ROOT$_p.mailstate-new"
+    done
 }
 maincf_set() {  # key = value lines on stdin -> main.cf.mailstate-new (local target)
     mkdir -p "$ROOT/etc/postfix" && touch "$ROOT/etc/postfix/main.cf" && awk -F' = ' '
@@ -161,13 +261,28 @@ reload_all() {
     while read -r service; do reload_one "$service" || rc=1; done < "$G/$META_RELOAD"
     return $rc
 }
-put_record() {  # $1 source, $2 name in the state directory
-    cp "$1" "$SD/$2.mailstate-new" && mv -f "$SD/$2.mailstate-new" "$SD/$2"
+put_record() {  # $1 source, $2 name in the state directory (it holds password hashes: 0600)
+    (umask 077 && cp "$1" "$SD/$2.mailstate-new") && mv -f "$SD/$2.mailstate-new" "$SD/$2"
 }
-restore() {  # put back the files kept in generation G; 1 when a file could not be put back
-    say "restoring the files kept in generation $(basename "$G" .partial)" >&2
+restore_settings() {  # the main.cf settings and records kept in G, then reload; 1 on a failure
+    rok=0
+    if [ -f "$G/postconf" ]; then postconf_set < "$G/postconf" || rok=1; fi
+    if [ -s "$G/postconf_unset" ]; then xargs postconf -X < "$G/postconf_unset" || rok=1; fi
+    if [ -f "$G/main.cf" ]; then swap "$G/main.cf" "$ROOT/etc/postfix/main.cf" 0644 root || rok=1; fi
+    for record in manifest.json state.json; do
+        if [ -f "$G/$record" ]; then put_record "$G/$record" "$record" || rok=1
+        else rm -f "$SD/$record"; fi
+    done
+    rm -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$SD/state.json.mailstate-new" \
+        "$SD/manifest.json.mailstate-new"
+    reload_all || say "warning: a daemon did not come back after the files were put back" >&2
+    return $rok
+}
+restore_plain() {  # a server whose files are not linked yet (a journal of an older mailstate):
+    # put back the files kept in G one by one, as that mailstate did
     rok=0
     while read -r mode group path; do
+        rm -f "$ROOT$path.mailstate-new" "$ROOT$path.$DBEXT.mailstate-new"
         if [ -f "$G/files$path" ]; then
             swap "$G/files$path" "$ROOT$path" "$mode" "$group" || rok=1
         fi
@@ -181,16 +296,45 @@ restore() {  # put back the files kept in generation G; 1 when a file could not 
             if [ -f "$ROOT$path" ]; then postmap "$DBTYPE:$ROOT$path" || rok=1; fi
         done < "$G/$META_POSTMAP"
     fi
-    if [ -f "$G/postconf" ]; then postconf_set < "$G/postconf" || rok=1; fi
-    if [ -s "$G/postconf_unset" ]; then xargs postconf -X < "$G/postconf_unset" || rok=1; fi
-    if [ -f "$G/main.cf" ]; then swap "$G/main.cf" "$ROOT/etc/postfix/main.cf" 0644 root || rok=1; fi
-    for record in manifest.json state.json; do
-        if [ -f "$G/$record" ]; then put_record "$G/$record" "$record" || rok=1
-        else rm -f "$SD/$record"; fi
-    done
-    [ $rok = 0 ] && unprepare "$G"
-    reload_all || say "warning: a daemon did not come back after the files were put back" >&2
+    restore_settings || rok=1
     return $rok
+}
+undo() {  # before the commit mark: back to the live generation of the journal, one switch
+    say "switching back to the files before generation $(basename "$G" .partial)" >&2
+    old=$(cat "$J/old") new=$(cat "$J/new")
+    switch_to "$old" || return 1
+    unlink_new "$new" "$old"
+    restore_settings || return 1
+    rm -rf "${L:?}/$new"
+}
+rollback_files() {  # a new live generation with the files kept in G put back, one switch
+    say "restoring the files kept in generation $(basename "$G" .partial)" >&2
+    old=$(current_gen)
+    [ -n "$old" ] || { restore_plain; return; }  # never linked: the files are plain
+    new="$RUNID.rollback"
+    N="$L/$new"
+    say "$new" > "$J/new" || return 1
+    { rm -rf "$N" && mkdir -p "$N/files" && cp -a "$L/$old/files/." "$N/files/"; } || return 1
+    while read -r mode group path; do
+        rm -f "$N/files$path.$DBEXT"
+        if [ -f "$G/files$path" ]; then put "$G/files$path" "$N/files$path" "$mode" "$group" \
+            || return 1; fi
+    done < "$G/$META_WRITE"
+    while read -r path; do
+        if [ -f "$G/files$path" ]; then put "$G/files$path" "$N/files$path" 0644 root \
+            || return 1; fi
+    done < "$G/$META_REMOVE"
+    while read -r path; do rm -f "$N/files$path" "$N/files$path.$DBEXT"; done < "$G/created"
+    if [ "$NOCMD" != 1 ]; then
+        while read -r path; do
+            if [ -f "$N/files$path" ]; then postmap "$DBTYPE:$N/files$path" || return 1; fi
+        done < "$G/$META_POSTMAP"
+    fi
+    link_all "$new" "$old" || return 1
+    switch_to "$new" || return 1
+    unlink_removed "$G/created"
+    restore_settings || return 1
+    prune_live
 }
 send_welcome() {  # $1 its name (welcome/NAME.eml), $2 the envelope sender, $3 the recipient
     # No process but sendmail itself (10,000 mails cost minutes with a cat and a basename each).
@@ -238,8 +382,20 @@ welcome_all() {  # every welcome mail of the journal, in the order of welcome/en
         welcome_one "$name" "$sender" "$recipient"
     done
 }
-finalize() {  # after the commit mark: the generation keeps its final name (or goes if empty)
+recovery_kit() {  # $1 a journal being written: this script and the meta/ of a "recover" run,
+    # for server-push.sh's watch (it completes or undoes the journal when this run dies)
+    mkdir "$1/recover" "$1/recover/meta" && cp "$0" "$1/recover/activate.sh" || return 1
+    for _m in "$META_STATE_DIR" "$META_LOCK_TIMEOUT" "$META_HOLDER" "$META_DB_TYPE"; do
+        cp "$META/$_m" "$1/recover/meta/$_m" || return 1
+    done
+    say recover > "$1/recover/meta/$META_MODE"
+}
+finalize() {  # after the commit mark: the links of removed files go, the kept generation
+    # keeps its final name (or goes if empty), older live generations go
     gen=$(cat "$J/generation")
+    _g="$SD/generations/$gen"
+    [ -d "$_g" ] || _g="$SD/generations/${gen%.partial}"
+    [ -f "$_g/$META_REMOVE" ] && unlink_removed "$_g/$META_REMOVE"
     if [ -d "$SD/generations/$gen" ]; then
         if [ -s "$SD/generations/$gen/kept" ] || [ -s "$SD/generations/$gen/created" ]; then
             mv "$SD/generations/$gen" "$SD/generations/${gen%.partial}"
@@ -258,15 +414,22 @@ recover() {  # complete (after the commit mark) or undo (before it) an unfinishe
         finalize
         welcome_all
         rm -rf "$J"
+        prune_live
         say "completed an unfinished $kind (it had passed its commit mark)"
     elif [ "$kind" = rollback ]; then
-        restore || fail "the unfinished rollback could not be completed; run again" \
+        rollback_files || fail "the unfinished rollback could not be completed; run again" \
             "$EXIT_NOT_RESTORED"
         rm -rf "$J"
         say "completed the unfinished rollback to generation $gen"
-    else
-        restore || fail "the files of an unfinished apply could not all be put back; run again" \
+    elif [ -f "$J/old" ]; then
+        undo || fail "the files of an unfinished apply could not all be put back; run again" \
             "$EXIT_NOT_RESTORED"
+        rm -rf "$G" "$J"
+        prune_live
+        say "undid an unfinished apply: the files before it were put back and reloaded"
+    else
+        restore_plain || fail "the files of an unfinished apply could not all be put back; run \
+again" "$EXIT_NOT_RESTORED"
         rm -rf "$G" "$J"
         say "undid an unfinished apply: the files before it were put back and reloaded"
     fi
@@ -315,11 +478,15 @@ probe_delivery() {  # after a reload: can Dovecot open the probed mailboxes as t
 why=$(unsafe_dir "$STATE_DIR") || why=$(printf '%s\n' "$STATE_DIR/lock" \
     "$STATE_DIR/lock.holder" "$STATE_DIR/manifest.json" "$STATE_DIR/state.json" | unsafe_paths)
 [ -z "$why" ] || fail "refusing to use $STATE_DIR: $why; nothing was changed" "$EXIT_UNSAFE_PATH"
-for d in generations journal; do
+for d in generations journal live; do
     [ -L "$SD/$d" ] && fail "refusing to use $STATE_DIR: $STATE_DIR/$d is a symbolic link" \
         "$EXIT_UNSAFE_PATH"
 done
-mkdir -p "$SD/generations" || fail "cannot create $STATE_DIR/generations" "$EXIT_NOT_STORED"
+mkdir -p "$SD/generations" "$L" || fail "cannot create $STATE_DIR/generations" "$EXIT_NOT_STORED"
+case "$(current_gen)" in
+    */*|.*) fail "refusing to use $STATE_DIR: $STATE_DIR/live/current does not name a generation \
+of its own" "$EXIT_UNSAFE_PATH" ;;
+esac
 exec 9>> "$SD/lock"
 if ! flock -w "$(cat "$META/$META_LOCK_TIMEOUT")" 9; then
     fail "another mailstate apply is running on this server (lock $STATE_DIR/lock, held by \
@@ -341,6 +508,7 @@ done
 rm -rf "$SD/journal.new"
 tick lock
 recover
+[ -d "$J" ] || prune_live
 tick recover
 
 if [ "$MODE" = recover ]; then
@@ -358,12 +526,14 @@ if [ "$MODE" = rollback ]; then
     target=$(cat "$META/$META_ROLLBACK")
     G="$SD/generations/$target"
     [ -f "$G/$META_WRITE" ] || fail "no generation $target on this server" "$EXIT_NO_GENERATION"
-    { mkdir "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
-        && say "$target" > "$SD/journal.new/generation" && mv "$SD/journal.new" "$J"; } \
+    { mkdir -m 700 "$SD/journal.new" && say rollback > "$SD/journal.new/kind" \
+        && say "$target" > "$SD/journal.new/generation" \
+        && say "$(current_gen)" > "$SD/journal.new/old" && recovery_kit "$SD/journal.new" \
+        && mv "$SD/journal.new" "$J"; } \
         || fail "cannot write the journal in $STATE_DIR; nothing was changed" "$EXIT_NOT_STORED"
     fault journal
     step restoring
-    restore || fail "the files of generation $target could not all be put back; the journal \
+    rollback_files || fail "the files of generation $target could not all be put back; the journal \
 is kept: run rollback again" "$EXIT_NOT_RESTORED"
     rm -rf "$J"
     say "rolled back to the files before generation $target"
@@ -423,9 +593,16 @@ else
         rm -rf "$STAGE/dovecot-check"
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
         fragment=$(cat "$META/$META_DOVECOT_FRAGMENT")
+        # the copy of mailstate's link (relative) points to nothing: its content goes there
+        check_frag="$STAGE/dovecot-check/conf.d/$(basename "$fragment")"
         if [ -f "$STAGE/files$fragment" ]; then
-            cp "$STAGE/files$fragment" "$STAGE/dovecot-check/conf.d/$(basename "$fragment")" \
+            { rm -f "$check_frag" && cp "$STAGE/files$fragment" "$check_frag"; } \
                 || fail "cannot copy $fragment for the check"
+        elif [ -L "$check_frag" ]; then
+            rm -f "$check_frag"
+            if [ -f "$ROOT$fragment" ]; then
+                cp "$ROOT$fragment" "$check_frag" || fail "cannot copy $fragment for the check"
+            fi
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
@@ -499,8 +676,14 @@ unjournal() {
     rm -rf "$SD/journal.new" "$G"
     fail "cannot write the journal ($1); nothing was changed" "$EXIT_NOT_STORED"
 }
-mkdir "$SD/journal.new" || unjournal "mkdir"
-{ say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation"; } \
+OLD=$(current_gen)
+if [ -z "$OLD" ]; then  # the first apply of this layout: an empty generation nobody reads yet
+    OLD="$GENID.base"
+    { mkdir -p "$L/$OLD/files" && switch_to "$OLD"; } || unjournal "live generation"
+fi
+mkdir -m 700 "$SD/journal.new" || unjournal "mkdir"
+{ say apply > "$SD/journal.new/kind" && say "$GENID.partial" > "$SD/journal.new/generation" \
+    && say "$OLD" > "$SD/journal.new/old" && say "$GENID" > "$SD/journal.new/new"; } \
     || unjournal "write"
 # the stage's welcome mails move into the journal in one rename (same file system; a copy
 # each cost a process per file: 30,000 for 10,000 new mailboxes)
@@ -509,54 +692,62 @@ if [ -d "$STAGE/welcome" ]; then
 else
     mkdir "$SD/journal.new/welcome" || unjournal "welcome mails"
 fi
+recovery_kit "$SD/journal.new" || unjournal "recovery kit"
 mv "$SD/journal.new" "$J" || unjournal "rename"
 tick journal
 fault journal
 
-# prepared: every new file beside its target, checked, before the first rename -------------
-undo_prepared() {
-    unprepare "$G"; rm -rf "$J" "$G"
+# prepared: the new live generation, complete, and a link at every path it has -------------
+undo_prepared() {  # nothing the daemons read has changed: the links hold the same bytes
+    unlink_new "$GENID" "$OLD"
+    rm -rf "${L:?}/$GENID" "$J" "$G"
+    rm -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$SD/state.json.mailstate-new" \
+        "$SD/manifest.json.mailstate-new"
     fail "cannot write the new files ($1); nothing was changed" "$EXIT_NOT_STORED"
 }
+adopt "$OLD" 2> "$STAGE/put.err" || undo_prepared "$(cat "$STAGE/put.err")"
+fault adopted
+N="$L/$GENID"
+{ rm -rf "$N" && mkdir -p "$N/files" && cp -a "$L/$OLD/files/." "$N/files/"; } 2> "$STAGE/put.err" \
+    || undo_prepared "copy of the live generation: $(cat "$STAGE/put.err")"
 while read -r mode group path; do
-    put "$STAGE/files$path" "$ROOT$path" "$mode" "$group" 2> "$STAGE/put.err" \
+    rm -f "$N/files$path.$DBEXT"
+    put "$STAGE/files$path" "$N/files$path" "$mode" "$group" 2> "$STAGE/put.err" \
         || undo_prepared "$path: $(cat "$STAGE/put.err")"
     if [ -f "$STAGE/files$path.$DBEXT" ]; then
-        put "$STAGE/files$path.$DBEXT" "$ROOT$path.$DBEXT" 0644 root 2> "$STAGE/put.err" \
+        put "$STAGE/files$path.$DBEXT" "$N/files$path.$DBEXT" 0644 root 2> "$STAGE/put.err" \
             || undo_prepared "$path.$DBEXT: $(cat "$STAGE/put.err")"
     fi
 done < "$META/$META_WRITE"
+while read -r path; do rm -f "$N/files$path" "$N/files$path.$DBEXT"; done < "$META/$META_REMOVE"
 if [ -s "$META/$META_POSTCONF" ] && [ "$NOCMD" = 1 ]; then
     maincf_set < "$META/$META_POSTCONF" || undo_prepared "main.cf"
 fi
 for record in "$META_STATE" "$META_MANIFEST"; do  # named like the records they become
-    cp "$META/$record" "$SD/$record.mailstate-new" || undo_prepared "$record"
+    (umask 077 && cp "$META/$record" "$SD/$record.mailstate-new") || undo_prepared "$record"
 done
 tick prepared
 fault prepared
+link_all "$GENID" "$OLD" 2> "$STAGE/put.err" || undo_prepared "$(cat "$STAGE/put.err")"
+tick link
 
-# swap -----------------------------------------------------------------------------------
+# switch: one rename(2), the daemons read the new generation -----------------------------
 step swapping
 abort() {
     say "error: $1" >&2
-    restore || fail "the previous files could not all be put back; the journal is kept: run \
+    undo || fail "the previous files could not all be put back; the journal is kept: run \
 apply again to finish putting them back" "$EXIT_NOT_RESTORED"
     rm -rf "$J" "$G"
+    prune_live
     exit "$EXIT_RESTORED"
 }
-while read -r _ _ path; do
-    mv -f "$ROOT$path.mailstate-new" "$ROOT$path" || abort "cannot rename $path into place"
-    if [ -f "$ROOT$path.$DBEXT.mailstate-new" ]; then
-        mv -f "$ROOT$path.$DBEXT.mailstate-new" "$ROOT$path.$DBEXT" \
-            || abort "cannot rename $path.$DBEXT into place"
-    fi
-    fault "rename:$path"
-done < "$META/$META_WRITE"
-while read -r path; do
-    rm -f "$ROOT$path" "$ROOT$path.$DBEXT" || abort "cannot remove $path"
-    fault "remove:$path"
-done < "$META/$META_REMOVE"
+switch_to "$GENID" || abort "cannot switch $STATE_DIR/live/current to $GENID"
+# A Postfix process notices a changed map by its open file's time stamp, not by its path: the
+# old generation's maps are dated now, so each process restarts with the new ones after its
+# current request, as Dovecot (which looks at the path) does at once; the reload follows.
+find "$L/$OLD/files" -name "*.$DBEXT" -exec touch {} + 2>/dev/null
 tick swap
+fault switched
 if [ -s "$META/$META_POSTCONF" ]; then
     if [ "$NOCMD" = 1 ]; then
         mv -f "$ROOT/etc/postfix/main.cf.mailstate-new" "$ROOT/etc/postfix/main.cf" \
@@ -594,6 +785,7 @@ fault manifest
 : > "$J/committed" || abort "cannot write the journal's commit mark"
 fault committed
 finalize
+prune_live
 tick commit
 
 # welcome mails, retention, done -----------------------------------------------------------

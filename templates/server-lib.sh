@@ -14,12 +14,26 @@ alive() {  # alive PID: the process exists and is not a zombie
 
 # Test-only fault hook. MAILSTATE_FAULT="STEP:kill" makes the script SIGKILL itself right after
 # STEP; "STEP:pause=N" sleeps N seconds there (the log says so first), so that a test can kill
-# the client, the SSH session or the network at exactly that point. Unset in normal use.
+# the client, the SSH session or the network at exactly that point. Several, separated by
+# spaces, may be given. Unset in normal use.
 fault() {
-    case "${MAILSTATE_FAULT:-}" in
-        "$1:kill") say "fault: SIGKILL after $1" >&2; kill -9 $$ ;;
-        "$1:pause="*) say "fault: paused after $1" >&2; sleep "${MAILSTATE_FAULT##*=}" 9>&- ;;
-    esac
+    for _f in ${MAILSTATE_FAULT:-}; do
+        case "$_f" in
+            "$1:kill") say "fault: SIGKILL after $1" >&2; kill -9 $$ ;;
+            "$1:pause="*) say "fault: paused after $1" >&2; sleep "${_f##*=}" 9>&- ;;
+        esac
+    done
+}
+
+# link_of PATH: the relative symbolic link mailstate keeps at a managed PATH, to the same path
+# in the live generation STATE_DIR/live/current (relative, so it resolves under ROOT too).
+link_of() {
+    _d="${1%/*}" _up=""
+    while [ -n "$_d" ]; do _up="../$_up"; _d="${_d%/*}"; done
+    say "$_up${STATE_DIR#/}/live/current/files$1"
+}
+ours() {  # ours PATH: PATH is mailstate's own link into the live generation
+    [ -L "$ROOT$1" ] && [ "$(readlink "$ROOT$1")" = "$(link_of "$1")" ]
 }
 
 # unsafe_dir DIR: why writing below ROOT+DIR could go elsewhere or be tampered with (nothing
@@ -53,9 +67,12 @@ unsafe_dir() {
 unsafe_paths() {
     sort -u > "${TMPDIR:-/tmp}/mailstate-paths.$$"
     while IFS= read -r _p; do
-        if [ -L "$ROOT$_p" ]; then say "$_p is a symbolic link"; break; fi
+        if [ -L "$ROOT$_p" ] && ! ours "$_p"; then say "$_p is a symbolic link"; break; fi
         if [ -e "$ROOT$_p" ] && [ ! -f "$ROOT$_p" ]; then say "$_p is not a regular file"; break; fi
-        if [ -L "$ROOT$_p.mailstate-new" ]; then say "$_p.mailstate-new is a symbolic link"; break; fi
+        if [ -L "$ROOT$_p.mailstate-new" ] \
+                && [ "$(readlink "$ROOT$_p.mailstate-new")" != "$(link_of "$_p")" ]; then
+            say "$_p.mailstate-new is a symbolic link"; break  # not a link a killed run left
+        fi
     done < "${TMPDIR:-/tmp}/mailstate-paths.$$"
     sed 's,/[^/]*$,,' "${TMPDIR:-/tmp}/mailstate-paths.$$" | sort -u | while IFS= read -r _d; do
         if unsafe_dir "$_d"; then break; fi

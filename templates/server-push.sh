@@ -16,7 +16,10 @@ refuse() { cat > /dev/null; say "error: $1; nothing was changed" >&2; exit "$2";
 if why=$(unsafe_dir "$STATE_DIR"); then
     refuse "refusing to use $STATE_DIR: $why" "$EXIT_UNSAFE_PATH"
 fi
-{ mkdir -p "$SD" && chmod 700 "$SD"; } || refuse "cannot create $STATE_DIR" "$EXIT_NOT_STORED"
+# 0711: the daemons reach the live generations (STATE_DIR/live) through the links at the
+# managed paths; everything else in it is root's alone (records 0600, the rest 0700)
+{ mkdir -p "$SD" && chmod 600 "$SD/state.json" "$SD/manifest.json" 2>/dev/null; chmod 711 "$SD"; } \
+    || refuse "cannot create $STATE_DIR" "$EXIT_NOT_STORED"
 stage=$(mktemp -d "$SD/stage.XXXXXX") || refuse "cannot create a stage in $STATE_DIR" \
     "$EXIT_NOT_STORED"
 echo $$ > "$stage/.pid"
@@ -32,5 +35,18 @@ RUN="$SD/runs/$RUNID"
     || gone "cannot record the run in $STATE_DIR/runs"
 fault uploaded 2>> "$RUN/err"
 say "@step activating"  # progress for mailstate (not shown as output)
-setsid sh "$stage/activate.sh" "$RUNID" > "$RUN/out" 2>> "$RUN/err" < /dev/null &
+# The watch: when the activation dies without an outcome (SIGKILL, the OOM killer), the
+# recovery kit it left in its journal completes or undoes it at once, without waiting for
+# anyone (its output goes to runs/RUN.recover/). MAILSTATE_FAULT "watch:kill" (test-only): no
+# watch, as after a power cut; the next apply then finds the journal.
+# shellcheck disable=SC2016  # expanded by the watch itself
+WATCH='sh "$1/activate.sh" "$2"
+for f in "$3"/exit.*; do [ -e "$f" ] && exit 0; done
+case " ${MAILSTATE_FAULT:-} " in *" watch:kill "*) exit 0 ;; esac
+[ -f "$4/journal/recover/activate.sh" ] || exit 0
+mkdir -p "$3.recover" || exit 0
+MAILSTATE_FAULT= sh "$4/journal/recover/activate.sh" "$2.recover" > "$3.recover/out" \
+    2> "$3.recover/err" < /dev/null'
+setsid sh -c "$WATCH" watch "$stage" "$RUNID" "$RUN" "$SD" > "$RUN/out" 2>> "$RUN/err" \
+    < /dev/null &
 : > "$RUN/spawn.$!"

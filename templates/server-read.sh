@@ -40,14 +40,28 @@ awk -v expect="$tmp/expect" '$0 == "--expect" { e = 1; next } e { print > expect
     esac
     if [ -z "$rel" ]; then
         continue
-    elif [ -d "$ROOT/$rel" ]; then
-        (cd "$ROOT/" && find "$rel" -type f)
+    elif [ -d "$ROOT/$rel" ]; then  # files, and links to files (mailstate's are sorted below)
+        (cd "$ROOT/" && find "$rel" \( -type f -o -xtype f \))
     elif [ -e "$ROOT/$rel" ]; then
         printf '%s\n' "$rel"
     fi
 done | grep -v -e '\.db$' -e '\.lmdb$' -e '\.svbin$' -e '\.mailstate-new$' \
     | sort -u > "$tmp/paths"
 
+# The managed paths are mailstate's links into the live generation (server-activate.sh): those
+# are read through (tar -h); any other link is sent as a link, which the client counts as no
+# file, and is never hashed below. One find per directory and one awk, not a readlink per file.
+(cd "$ROOT/" && sed 's,/[^/]*$,,' "$tmp/paths" | sort -u | while IFS= read -r d; do
+    find "$d/" -maxdepth 1 -type l -printf '%p\t%l\n' 2>/dev/null
+done) > "$tmp/links"
+touch "$tmp/ours" "$tmp/others"
+awk -F'\t' -v sd="${STATE_DIR#/}" -v links="$tmp/links" -v ours="$tmp/ours" \
+        -v others="$tmp/others" '
+    FILENAME == links { link[$1] = $2; next }
+    !($0 in link) { next }
+    { n = split($0, part, "/"); up = ""; for (i = 2; i <= n; i++) up = up "../"
+      if (link[$0] == up sd "/live/current/files/" $0) print > ours; else print > others }' \
+    "$tmp/links" "$tmp/paths"
 if [ "$NOCMD" != 1 ]; then
     # Each program takes about 10 ms to start: they run side by side, and beside the tar below.
     f="$tmp/facts"
@@ -79,7 +93,10 @@ if [ -f "$tmp/kept" ]; then
         >> "$tmp/facts/usage" || true
 fi
 if [ -d "$ROOT$STATE_DIR/generations" ]; then
-    ls -1 "$ROOT$STATE_DIR/generations" | grep -v '\.partial$' > "$tmp/facts/generations"
+    for g in "$ROOT$STATE_DIR/generations"/*; do
+        case "$g" in *.partial) continue ;; esac
+        [ -e "$g" ] && say "${g##*/}"
+    done > "$tmp/facts/generations"
 fi
 if [ -d "$ROOT$STATE_DIR/journal" ]; then
     kind=$(cat "$ROOT$STATE_DIR/journal/kind" 2>/dev/null)
@@ -94,7 +111,8 @@ postgrey_diff "$POSTGREY_DEFAULT" > "$tmp/facts/postgrey" 2>/dev/null || true
 records="${STATE_DIR#/}/manifest.json"
 if [ -s "$tmp/expect" ]; then
     # Every name, size and byte as expected: the client has the files already.
-    grep -v -x -e "$records" -e "${STATE_DIR#/}/state.json" "$tmp/paths" > "$tmp/hashed"
+    grep -v -x -e "$records" -e "${STATE_DIR#/}/state.json" "$tmp/paths" \
+        | grep -v -x -F -f "$tmp/others" > "$tmp/hashed"
     (cd "$ROOT/" && tr '\n' '\0' < "$tmp/hashed" | xargs -0 -r sha256sum --) 2>/dev/null \
         | sed 's,  ,  /,' | LC_ALL=C sort > "$tmp/sums"
     if LC_ALL=C sort "$tmp/expect" | cmp -s - "$tmp/sums"; then
@@ -103,6 +121,9 @@ if [ -s "$tmp/expect" ]; then
         mv "$tmp/paths.matched" "$tmp/paths"
     fi
 fi
-(cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/paths") || exit 4
+grep -v -x -F -f "$tmp/ours" "$tmp/paths" > "$tmp/plain"
+grep -x -F -f "$tmp/paths" "$tmp/ours" > "$tmp/through"
+(cd "$ROOT/" && tar -cf "$tmp/files.tar" --no-recursion -T "$tmp/plain" \
+    && tar -rhf "$tmp/files.tar" --no-recursion -T "$tmp/through") || exit 4
 wait
 tar -cf - -C "$tmp" files.tar facts

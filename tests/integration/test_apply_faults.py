@@ -6,7 +6,9 @@ reload) and an alias moved to it. The fault is injected with the server scripts'
 (MAILSTATE_FAULT: SIGKILL of the activation right after a step, or a pause there while the test
 kills the client, kills the sshd session, or drops the host's network).
 
-After each fault the server runs exactly the old or the new generation: the files parsed back,
+The managed files are links into one live generation, switched by one rename (see
+templates/server-activate.sh). After each fault the server runs exactly the old or the new
+generation: the files parsed back,
 postgrey's running command line, Postfix's maps and Dovecot's user lookup all agree. The next
 apply completes without --force, leaves no stage, journal or .mailstate-new behind, the plan
 after it is empty, and the welcome mail was delivered once. Then the old generation is applied
@@ -16,6 +18,7 @@ again for the next trial. The outcomes are printed as a table (run pytest with -
 from __future__ import annotations
 
 import os
+import random
 import smtplib
 import subprocess
 import sys
@@ -35,9 +38,7 @@ HOST_NAME = "faults"
 DOMAIN = "faults.be"
 PW = "Faults-Password-1"
 STATE_DIR = "/var/lib/mailstate"
-RENAMES = ["rename:/etc/default/postgrey", "rename:/etc/dovecot/mailstate/passwd",
-           "rename:/etc/postfix/mailstate/virtual_aliases"]
-STEPS = ["checked", "kept", "journal", "prepared", *RENAMES, "reload:postfix",
+STEPS = ["checked", "kept", "journal", "adopted", "prepared", "switched", "reload:postfix",
          "reload:dovecot", "reload:postgrey", "manifest", "committed", "welcome:faults0001",
          "done"]
 BEFORE_COMMIT = STEPS[:STEPS.index("manifest") + 1]
@@ -192,7 +193,7 @@ def drop_network(site: Site, host: TestHost, step: str) -> str:
 
 FAULTS = {
     "SIGKILL activate": (kill_activation, STEPS),
-    "kill client": (kill_client, ["uploaded", "kept", "rename:/etc/dovecot/mailstate/passwd",
+    "kill client": (kill_client, ["uploaded", "kept", "switched",
                                   "reload:dovecot", "committed"]),
     "kill sshd session": (kill_sshd_session, ["uploaded", "journal", "reload:postfix",
                                               "manifest"]),
@@ -342,6 +343,169 @@ def test_mail_keeps_flowing_through_ten_applies_and_a_rollback(
     site.remove_domain("flow.be")  # removing a whole domain is refused without --force
     done = site.cli("apply", "--auto-approve", "--force")
     assert done.code == 0, done
+
+
+# --- random SIGKILL of the client and the activation, with mail flowing ----------------------
+CRASH = "crash.be"
+TRIALS = int(os.environ.get("MAILSTATE_FAULT_HOST_TRIALS", "6"))
+
+
+OLD_ONLY, NEW_ONLY = "crash0008", "crash0009"
+DAEMON_FILES = ("/etc/dovecot/mailstate/passwd", "/etc/postfix/mailstate/virtual_mailboxes",
+                "the indexed map Postfix reads (postmap -s)")
+
+
+def crash_domain(which: str) -> dict[str, object]:
+    """Four mailboxes in both generations; OLD_ONLY only in the old one, NEW_ONLY only in the
+    new one (each generation changes Postfix's maps and Dovecot's passwd-file)."""
+    boxes = {name: box(name, welcome=False) for name in ("crash", "crash0001", "crash0002",
+                                                         "crash0003")}
+    boxes[OLD_ONLY if which == "old" else NEW_ONLY] = box(which, welcome=False)
+    return {"domain": CRASH, "mailboxes": boxes}
+
+
+def daemon_files(host: TestHost) -> tuple[bytes, ...]:
+    """What the daemons read for crash.be, through mailstate's links: the passwd-file, the
+    map, and the entries of its indexed form (its bytes differ from one postmap to the next)."""
+    files = tuple(host.host_path(p).read_bytes() if host.host_path(p).exists() else b""
+                  for p in DAEMON_FILES[:2])
+    dump = host.exec('postmap -s "$(postconf -h default_database_type)":'
+                     "/etc/postfix/mailstate/virtual_mailboxes | sort", check=False).stdout
+    return (*files, dump.encode())
+
+
+class Probe:
+    """While the trials run (bounded: at most LIMIT rounds, stopped by the test), ask Postfix
+    (SMTP RCPT TO) and Dovecot (its user lookup, as LMTP delivery asks it) about the old-only
+    and the new-only address, again and again. Dovecot is asked before and after Postfix; when
+    its two answers differ, the generation switched in between and the round proves nothing.
+
+    Postfix must accept an address if and only if Dovecot knows the user. Right after a switch
+    the daemons may disagree for a moment (Dovecot looks at its passwd-file at most once a
+    second, Postfix at its next connection; the reloads follow): a disagreement that is gone
+    when both are asked again SETTLE seconds later is "transient". One that is still there is
+    a wrong answer: the daemons serve different generations, as a half-swapped set of files
+    made them do until the next apply."""
+
+    LIMIT = 5000
+    SETTLE = 1.5
+
+    def __init__(self, host: TestHost) -> None:
+        self.host = host
+        self.stop = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.wrong: list[str] = []
+        self.thread = threading.Thread(target=self._run)
+
+    def _dovecot_knows(self, login: str) -> bool:
+        return self.host.exec(["doveadm", "user", login], check=False).returncode == 0
+
+    def _ask(self, login: str) -> tuple[str, int, str]:
+        """"switching", "deferred", "agree" or "disagree", with Postfix's answer."""
+        before = self._dovecot_knows(login)
+        code, text = rcpt(self.host, f"p-{token()}@outside.example", f"{login}@{CRASH}")
+        after = self._dovecot_knows(login)
+        if before != after:
+            return "switching", code, text
+        if 400 <= code < 500:
+            return "deferred", code, text
+        return ("agree" if (code == 250) == before else "disagree"), code, text
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.is_set() and n < self.LIMIT:
+            login = (OLD_ONLY, NEW_ONLY)[n % 2]
+            n += 1
+            try:
+                answer, code, text = self._ask(login)
+                if answer == "disagree":
+                    kind = "accepted, unknown" if code == 250 else "refused, known"
+                    time.sleep(self.SETTLE)  # the time Dovecot takes to look again
+                    again, code, text = self._ask(login)
+                    answer = "wrong" if again == "disagree" else f"transient ({kind})"
+            except (OSError, smtplib.SMTPException, AssertionError):
+                answer, code, text = "no answer", 0, ""
+            self.counts[answer] += 1
+            if answer == "wrong":
+                self.wrong.append(f"{login}: Postfix {code} {text!r}, Dovecot "
+                                  f"{'does not know' if code == 250 else 'knows'} the user")
+
+
+def _kill_run(host: TestHost, watch_too: bool) -> None:
+    """SIGKILL of every activation (and recovery) of the host; with watch_too, of the watch
+    beside it as well (as a power cut would: then only the next apply recovers)."""
+    names = "pid.* spawn.*" if watch_too else "pid.*"
+    host.exec(f"cd {STATE_DIR}/runs 2>/dev/null && for f in $(for d in *; do "
+              f"for n in {names}; do ls -d \"$d\"/$n; done; done 2>/dev/null); do "
+              "kill -9 \"${f##*.}\" 2>/dev/null; done; true", check=False)
+
+
+def test_random_sigkill_of_client_and_activation_leaves_old_or_new_and_mail_agrees(
+        prepared_site: Site, host: TestHost) -> None:
+    """TRIALS applies of crash.be (old -> new), each SIGKILLed with its activation at a random
+    moment while it runs (every other trial the watch too). Right after the kill the files the
+    daemons read are entirely old or entirely new; a probe asks Postfix and Dovecot about the
+    old-only and the new-only address all along (Probe): wrong answers 0. Then the next apply
+    completes."""
+    site = prepared_site
+    rng = random.Random(19)
+    site.apply(crash_domain("new"))
+    new = daemon_files(host)
+    site.apply(crash_domain("old"))
+    old = daemon_files(host)
+    assert old != new
+
+    def which() -> str:
+        now = daemon_files(host)
+        if now in (old, new):
+            return "old" if now == old else "new"
+        return "mixed: " + ", ".join(
+            f"{path}={'old' if n == o else 'new' if n == w else 'neither'}"
+            for path, n, o, w in zip(DAEMON_FILES, now, old, new, strict=True))
+
+    probe = Probe(host)
+    probe.thread.start()
+    results: Counter[str] = Counter()
+    runs = host.host_path(f"{STATE_DIR}/runs")
+    try:
+        for trial in range(TRIALS):
+            site.write_domain(crash_domain("new"))
+            site.write_config()
+            earlier = set(runs.glob("*/pid.*"))
+            c = subprocess.Popen([sys.executable, "-P", "-m", "mailstate", "apply",
+                                  "--auto-approve"], cwd=site.root, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            wait_until(lambda earlier=earlier: set(runs.glob("*/pid.*")) - earlier, 120,
+                       "the activation to start", interval=0.01, max_interval=0.05)
+            time.sleep(rng.uniform(0, 0.8))  # the switch comes within about 0.3 s
+            c.kill()
+            _kill_run(host, watch_too=trial % 2 == 1)
+            c.communicate()
+            at_kill = which()
+            results[f"at the kill: {at_kill.split(':')[0]}"] += 1
+            results["journal left"] += host.host_path(f"{STATE_DIR}/journal").exists()
+            stages = host.exec(f"find {STATE_DIR} -maxdepth 1 -name 'stage.*' -perm /077",
+                               check=False).stdout.split()
+            results["stage readable by others"] += len(stages)
+            assert at_kill in ("old", "new"), at_kill
+            # the watch's recovery, if any, ends (a stage of a run killed with its watch is
+            # left, 0700, until the next apply removes it)
+            wait_until(lambda: lock_free(host), 60, "the lock to be free")
+            done = site.apply(crash_domain("new"))  # the next apply completes or undoes first
+            assert which() == "new", done
+            assert leftovers(host) == []
+            site.apply(crash_domain("old"))
+            assert which() == "old"
+    finally:
+        probe.stop.set()
+        probe.thread.join(timeout=60)
+    print(f"\nrandom SIGKILL on the test host: {TRIALS} trials, {dict(results)}; probe "
+          f"rounds: {dict(probe.counts)}")
+    assert probe.wrong == [], probe.wrong
+    assert probe.counts["agree"] > TRIALS
+    assert results["stage readable by others"] == 0
+    site.remove_domain(CRASH)
+    assert site.cli("apply", "--auto-approve", "--force").code == 0
 
 
 def test_outcome_table(prepared_site: Site) -> None:

@@ -25,6 +25,14 @@ EXAMPLE = REPO / "examples" / "monsite.be.yaml"
 STATE_DIR = "var/lib/mailstate"
 
 
+LIVE = ("var", "lib", "mailstate", "live")  # the live generations the managed paths link to
+
+
+def _our_link(path: Path) -> bool:
+    """mailstate's link at a managed path (relative, into the live generation)."""
+    return "/live/current/files/" in os.readlink(path)
+
+
 @dataclass(frozen=True)
 class FileInfo:
     content: bytes
@@ -89,12 +97,18 @@ class LocalServer:
     # ------------------------------------------------------------ what is on disk
 
     def tree(self) -> dict[str, FileInfo]:
-        """Every regular file under the root: content, inode and mtime."""
+        """Every file under the root as the daemons see it: content, inode and mtime. The
+        managed paths are mailstate's links into the live generation (read through them); the
+        generations themselves (var/lib/mailstate/live) and any other link are left out."""
         out: dict[str, FileInfo] = {}
         for dirpath, _, names in os.walk(self.root):
+            if Path(dirpath).relative_to(self.root).parts[:4] == LIVE:
+                continue
             for name in names:
                 path = Path(dirpath) / name
-                if path.is_symlink() or not path.is_file():
+                if path.is_symlink() and not _our_link(path):
+                    continue
+                if not path.is_file():
                     continue
                 st = path.stat()
                 out[str(path.relative_to(self.root))] = FileInfo(path.read_bytes(), st.st_ino,

@@ -20,7 +20,7 @@ from .conftest import LocalServer
 # Every step of an apply on the local target, in order (the server's checks with postmap,
 # doveconf and sievec are timed too where those programs run: not here).
 STEPS = ["lock", "recover", "safe", "compare", "check:mail_dir", "kept", "journal", "prepared",
-         "swap", "postconf", "reload:postfix", "reload:dovecot", "reload:postgrey", "probe",
+         "link", "swap", "postconf", "reload:postfix", "reload:dovecot", "reload:postgrey", "probe",
          "commit", "welcome", "done"]
 
 
