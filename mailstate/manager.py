@@ -117,7 +117,7 @@ class Manager:
                 from mailstate.config.validation import run
 
                 inputs = self._digest() if self.cache else None
-                desired, self.issues = run(self.paths)
+                desired, self.issues = run(self.paths, cache=self.cache)
                 if desired is None:
                     raise Invalid(self.issues)
                 # A configured server whose last domain file was deleted is still planned (to
