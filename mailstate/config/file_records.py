@@ -183,9 +183,7 @@ def construct(model: type[BaseModel], data: dict) -> BaseModel:
     it was recorded; checking twice is not the same as once: ``1G`` became 1073741824)."""
     values = {}
     for name, info in model.model_fields.items():
-        key = info.alias or name
-        if key in data:
-            values[name] = _value(info.annotation, data[key])
+        values[name] = _value(info.annotation, data[info.alias or name])  # a dump has all
     unknown = set(data) - {info.alias or name for name, info in model.model_fields.items()}
     if unknown:
         raise KeyError(f"unknown keys {sorted(unknown)}")
