@@ -83,8 +83,8 @@ def _private(folder: Path) -> bool:
 
 
 class RecordedDocument(Document):
-    """A domain file taken from its record: no data, and its positions read from its bytes
-    only when a message needs one (the same positions a full read has)."""
+    """A valid domain file, checked (now or when recorded): no data, and its positions read
+    from its bytes only when a message needs one (the same positions a full read has)."""
 
     def __init__(self, path: str, raw: bytes) -> None:
         super().__init__(path, None, None)

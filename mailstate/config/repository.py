@@ -148,16 +148,14 @@ def _load_domain_file(path: Path, name: str, records: FileRecords | None,
     from mailstate.config.yaml_reader import MAX_FILE_BYTES, read_yaml
     from mailstate.schema import DomainFile
 
-    raw: bytes | None = None
-    if records is not None:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            raw = None  # the full read below says why
-        if raw is not None:
-            model = records.recall(raw, DomainFile)
-            if model is not None:
-                return RecordedDocument(name, raw), model, []
+    try:
+        raw: bytes | None = path.read_bytes()
+    except OSError:
+        raw = None  # the full read below says why
+    if raw is not None and records is not None:
+        model = records.recall(raw, DomainFile)
+        if model is not None:
+            return RecordedDocument(name, raw), model, []
     text = None
     if raw is not None and len(raw) <= MAX_FILE_BYTES:
         try:
@@ -167,7 +165,11 @@ def _load_domain_file(path: Path, name: str, records: FileRecords | None,
     doc = read_yaml(path, text)
     doc.path = name
     model, found = validate(doc, DomainFile)
-    doc.data = None  # checked: only the positions are needed from here on
-    if model is not None and records is not None and text is not None and raw is not None:
+    if model is None or text is None or raw is None:
+        doc.data = None  # checked: only the positions are needed from here on
+        return doc, model, found
+    if records is not None:
         records.keep(raw, model)
-    return doc, model, found
+    # the position of every value costs ten times the file's bytes in memory: keep the bytes,
+    # and read the positions again for the few files a message points into
+    return RecordedDocument(name, raw), model, found
