@@ -132,7 +132,7 @@ def test_imap_idle_and_pop3_sessions_survive_ten_applies(site: Site, host: TestH
     done = read_until(imap, tag, timeout=30)
     assert b"OK" in done[-1], done
     imap.sock.settimeout(30)
-    status, data = imap.search(None, "SUBJECT", f"after {after}")
+    status, data = imap.search(None, "SUBJECT", f"\"after {after}\"")
     assert status == "OK" and data[0].split(), data
     assert imap.noop()[0] == "OK"
     imap.logout()
