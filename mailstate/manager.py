@@ -127,6 +127,7 @@ class Manager:
                     desired.servers[name] = server_state(desired.server_config(name), {})
                 # recorded only if no file changed while it was being loaded
                 self._inputs = inputs if inputs and inputs == self._digest(desired) else None
+                desired.release_files()  # checked: planning needs the resolved domains only
                 self._desired = desired
             return self._desired
 
