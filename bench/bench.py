@@ -61,18 +61,26 @@ def run_child(argv: list[str], cwd: Path | None = None,
     """Run a command in a child; wall seconds, the child's peak RSS (MB), its stdout.
     `cache`: the child's MAILSTATE_CACHE_DIR (default: this run's)."""
     env = {**os.environ, "MAILSTATE_CACHE_DIR": str(cache)} if cache is not None else None
+    # A child's ru_maxrss starts from its parent's size at the fork (Linux keeps the larger
+    # of the old and the new image across exec), so a child of this process would never
+    # show less than this process holds: GNU time, itself small, reports the child's own.
+    timer = Path("/usr/bin/time")
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
+        wrapped = [str(timer), "-f", "%M", "-o", peak.name, *argv] if timer.exists() else argv
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
+        measured = peak.read().split()
     if proc.returncode not in (0, 2):
         sys.exit(f"{' '.join(argv)} failed with exit {proc.returncode}:\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, stdout
+    kilobytes = int(measured[-1]) if measured and measured[-1].isdigit() else usage.ru_maxrss
+    return seconds, kilobytes / 1024, stdout
 
 
 def best(argv: list[str], repeat: int) -> tuple[float, float]:
