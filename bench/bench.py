@@ -6,8 +6,12 @@ Hot paths (bench/complexity.py, in-process): each at n and 4n, so a quadratic on
 ratio near 16 instead of 4.
 
 Local target (no server), domains of 1,000 mailboxes: `validate`, the first `plan` (empty
-server), the first `apply` and a no-op `plan` after it, at 10^4, 2*10^4 and 10^5 mailboxes,
-with each size's time as a multiple of the 10^4 time (linear: 2x and 10x).
+server), the first `apply` and a no-op `plan` after it, a pull request's plan of one changed
+file on a CI runner with main's records restored and with none, and the one-change apply, at
+10^4, 2*10^4 and 10^5 mailboxes, with each size's time as a multiple of the 10^4 time (linear:
+2x and 10x), and the peak memory of each. Then the adding of one mailbox to a server of 2,500
+and 15,000 mailboxes (domains of 100), beside the no-op plan of the same repository
+(bench/change_cost.py).
 
 Over SSH against a real test host (tests/testhost; needs root and the Debian packages of
 .ci/install-debian-packages.sh), at 1 domain x 10 mailboxes and 100 x 100: the first apply,
@@ -39,6 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from change_cost import add_one_part, add_one_report, pull_request_plans  # noqa: E402
 from generate import generate  # noqa: E402
 
 LOCAL_SIZES = [(10, 1000), (20, 1000), (100, 1000)]
@@ -51,20 +56,31 @@ def mailstate_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mailstate"]
 
 
-def run_child(argv: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
-    """Run a command in a child; wall seconds, the child's peak RSS (MB), its stdout."""
+def run_child(argv: list[str], cwd: Path | None = None,
+              cache: Path | None = None) -> tuple[float, float, str]:
+    """Run a command in a child; wall seconds, the child's peak RSS (MB), its stdout.
+    `cache`: the child's MAILSTATE_CACHE_DIR (default: this run's)."""
+    env = {**os.environ, "MAILSTATE_CACHE_DIR": str(cache)} if cache is not None else None
+    # A child's ru_maxrss starts from its parent's size at the fork (Linux keeps the larger
+    # of the old and the new image across exec), so a child of this process would never
+    # show less than this process holds: GNU time, itself small, reports the child's own.
+    timer = Path("/usr/bin/time")
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
+        wrapped = [str(timer), "-f", "%M", "-o", peak.name, *argv] if timer.exists() else argv
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
+        measured = peak.read().split()
     if proc.returncode not in (0, 2):
         sys.exit(f"{' '.join(argv)} failed with exit {proc.returncode}:\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, stdout
+    kilobytes = int(measured[-1]) if measured and measured[-1].isdigit() else usage.ru_maxrss
+    return seconds, kilobytes / 1024, stdout
 
 
 def best(argv: list[str], repeat: int) -> tuple[float, float]:
@@ -95,7 +111,11 @@ def local_part(tmp: Path, repeat: int) -> dict:
         row["apply (first)"] = run_child([*ms, "apply", str(repo), "--auto-approve"])[:2]
         row["plan (no-op)"] = best([*ms, "plan", str(repo)], rounds)
         row["plan (no-op, --no-cache)"] = best([*ms, "plan", str(repo), "--no-cache"], rounds)
-        change_quota(repo, "2G")
+        main_cache = tmp / f"main-cache{n}"  # what a CI runner restores: main's last records
+        shutil.copytree(os.environ["MAILSTATE_CACHE_DIR"], main_cache)
+        change_quota(repo, "2G")  # a pull request that changes one file
+        row.update(pull_request_plans(ms, repo, main_cache, tmp / f"empty-cache{n}",
+                                      run_child))
         row["apply (one change)"] = run_child([*ms, "apply", str(repo), "--auto-approve"])[:2]
         results[str(n)] = row
         shutil.rmtree(repo)
@@ -115,6 +135,15 @@ def local_report(results: dict) -> list[str]:
         ratios = [f"{results[s][case][0] / results[sizes[0]][case][0]:.2f}x the time"
                   for s in sizes[1:]]
         out.append(f"| {case} | " + " | ".join(cells + ratios) + " |")
+    out.append("")
+    for size in sizes:  # what a change costs beside the no-op plan, same run and size
+        row = results[size]
+        noop = row["plan (no-op)"][0]
+        parts = [f"{case} {row[case][0] / noop:.2f}x" for case in row
+                 if case.startswith(("PR plan", "apply (one change)"))]
+        out.append(f"- {int(size):,} mailboxes, as a multiple of the no-op plan: "
+                   + ", ".join(parts) + "; peak memory of all cases "
+                   f"{max(v[1] for v in row.values()):.0f} MB.")
     return out
 
 
@@ -246,6 +275,9 @@ def main() -> None:
                        *complexity.report(args.n, rows)]
             raw["local"] = local_part(Path(tmp), args.repeat)
             report += ["", "### Local target", "", *local_report(raw["local"])]
+            raw["add one mailbox"] = add_one_part(Path(tmp), mailstate_command(), run_child)
+            report += ["", "### Adding one mailbox (local target)", "",
+                       *add_one_report(raw["add one mailbox"])]
         if not args.local_only:
             raw["ssh"] = ssh_part(Path(tmp), args.repeat)
             if raw["ssh"]:

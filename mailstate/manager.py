@@ -117,7 +117,7 @@ class Manager:
                 from mailstate.config.validation import run
 
                 inputs = self._digest() if self.cache else None
-                desired, self.issues = run(self.paths)
+                desired, self.issues = run(self.paths, cache=self.cache)
                 if desired is None:
                     raise Invalid(self.issues)
                 # A configured server whose last domain file was deleted is still planned (to
@@ -127,6 +127,7 @@ class Manager:
                     desired.servers[name] = server_state(desired.server_config(name), {})
                 # recorded only if no file changed while it was being loaded
                 self._inputs = inputs if inputs and inputs == self._digest(desired) else None
+                desired.release_files()  # checked: planning needs the resolved domains only
                 self._desired = desired
             return self._desired
 

@@ -21,13 +21,15 @@ FORMATS = ("text", "markdown", "json")  # the views of a plan
 
 
 def validate(paths: list[str], *, base: str | None = None, changed_by: str | None = None,
-             renders: bool = True) -> tuple[Desired | None, list[Issue]]:
+             renders: bool = True, cache: bool = False) -> tuple[Desired | None, list[Issue]]:
     """Every check apply would make, without a server: (the desired state or None when
     invalid, every problem found). `base`: blame clashes on the files changed since that git
-    revision; `changed_by`: every changed file must be a domain file of that account."""
+    revision; `changed_by`: every changed file must be a domain file of that account;
+    `cache`: a domain file whose bytes were found valid before is taken from its per-file
+    record (the result is the same)."""
     from mailstate.config.validation import run
 
-    return run(paths, base=base, changed_by=changed_by, renders=renders)
+    return run(paths, base=base, changed_by=changed_by, renders=renders, cache=cache)
 
 
 def explain(address: str, desired: Desired) -> Explanation:

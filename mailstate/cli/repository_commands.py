@@ -23,8 +23,10 @@ SCHEMES = ["ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT"]
 @click.option("--format", "fmt", type=click.Choice(["text", "plain", "github"]),
               default="text", show_default=True, help="plain: file:line:col lines on stdout, "
               "no colour; github: workflow commands, shown inline on a pull request")
+@click.option("--no-cache", is_flag=True, help="read and check every file, even those whose "
+              "bytes were found valid before (the result is the same)")
 def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
-             fmt: str) -> None:
+             fmt: str, no_cache: bool) -> None:
     """Check domain files (a file, a directory, or the repository at the root of this one).
 
     Exit 0 when valid (warnings allowed), 1 when not.
@@ -33,14 +35,16 @@ def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
         from mailstate.cli.annotations import FORMATS
         from mailstate.offline import validate as validate_files
 
-        found, problems = validate_files(list(paths), base=base, changed_by=changed_by)
+        found, problems = validate_files(list(paths), base=base, changed_by=changed_by,
+                                         cache=not no_cache)
         for issue in problems:
             click.echo(FORMATS[fmt](issue))
         if found is None:
             sys.exit(1)
         click.echo(f"valid ({len(problems)} warning(s))" if problems else "valid")
         return
-    desired, issues = load_or_exit(paths, base=base, changed_by=changed_by)
+    desired, issues = load_or_exit(paths, base=base, changed_by=changed_by,
+                                   cache=not no_cache)
     domains = sum(len(s.domains) for s in desired.servers.values())
     boxes = sum(len(s.mailboxes()) for s in desired.servers.values())
     warnings = len(issues)

@@ -167,7 +167,7 @@ def unique_addresses(desired: Desired) -> Iterator[Issue]:
                                      f"{address} is already {seen[address]}; remove one")
 
 
-AddressIndex = tuple[set[str], set[str], dict[str, set[str]]]
+AddressIndex = tuple[set[str], set[str], dict[str, list[str]]]
 _INDEX: dict[tuple[int, str], AddressIndex] = {}
 
 
@@ -181,28 +181,31 @@ def _local_addresses(desired: Desired, server: str) -> AddressIndex:
         return _INDEX[key]
     exists: set[str] = set()
     hosted: set[str] = set()
-    edges: dict[str, set[str]] = defaultdict(set)
+    # next hops as lists (a set per address would be most of this index's memory at 10^5
+    # mailboxes); a repeated hop is harmless: _cycles keeps each once
+    edges: dict[str, list[str]] = defaultdict(list)
     for domain in desired.servers[server].domains.values():
         hosted.add(domain.name)
         hosted.update(domain.domain_aliases)
         own: set[str] = set()
         for box in domain.mailboxes.values():
-            own.add(box.address)
+            address = box.address
+            own.add(address)
             for extra in box.addresses:
                 own.add(extra)
-                edges[extra].add(box.address)
+                edges[extra].append(address)
             if box.forward:
-                edges[box.address].update(box.forward)
+                edges[address].extend(box.forward)
         for address, targets in domain.aliases.items():
             own.add(address)
-            edges[address].update(targets)
+            edges[address].extend(targets)
         exists |= own
         for alias in set(domain.domain_aliases) - {domain.name}:
             for address in own:
                 if address.endswith(f"@{domain.name}"):
                     other = f"{address.rpartition('@')[0]}@{alias}"
                     exists.add(other)
-                    edges[other].add(address)
+                    edges[other].append(address)
     _INDEX[key] = (exists, hosted, edges)
     return _INDEX[key]
 
@@ -232,9 +235,12 @@ def loops(desired: Desired) -> Iterator[Issue]:
     """Forwarding that comes back to where it started would bounce mail around forever."""
     for server in desired.servers:
         _, _, edges = _local_addresses(desired, server)
+        cycles = _cycles(edges)
+        if not cycles:
+            continue
         own = {a: box.address for d in desired.servers[server].domains.values()
                for box in d.mailboxes.values() for a in (box.address, *box.addresses)}
-        for path in _cycles(edges):
+        for path in cycles:
             if path[0] in own and len({own.get(a) for a in path}) == 1:
                 continue  # a mailbox forwarding to itself: forward_to_self says it better
             item = _owner(desired, server, path[0])
@@ -243,12 +249,20 @@ def loops(desired: Desired) -> Iterator[Issue]:
                                      "forwarding loop: " + " -> ".join([*path, path[0]]))
 
 
-def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     """One cycle per back edge of a depth-first search: linear in the size of the graph."""
     # Only nodes that lead somewhere inside the graph can be on a cycle: peel off the rest
     # (addresses whose targets all end outside, then those leading only to them, ...), each
     # node once, through its predecessors: linear, however long a chain of forwards is.
-    graph = {n: ts & edges.keys() for n, ts in edges.items()}
+    # Most addresses lead straight outside the graph (an extra address to its mailbox): they
+    # are left out at once, without a collection each.
+    inside: dict[str, list[str]] = {}
+    for node, targets in edges.items():
+        found = [t for t in targets if t in edges]
+        if found:
+            inside[node] = found
+    graph = {n: {t for t in ts if t in inside} for n, ts in inside.items()}
+    del inside
     before: dict[str, list[str]] = defaultdict(list)
     for node, targets in graph.items():
         for target in targets:

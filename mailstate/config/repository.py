@@ -18,6 +18,7 @@ from mailstate.config.locate import CONFIG_NAME, domain_files, locate, stray_fil
 from mailstate.model.diagnostics import Issue, Problems
 
 if TYPE_CHECKING:  # the YAML reader and the schema load only when files are read
+    from mailstate.config.file_records import FileRecords
     from mailstate.config.yaml_reader import Document
     from mailstate.schema import Config, DomainFile
 
@@ -85,11 +86,11 @@ def _load_config(path: Path, issues: list[Issue]) -> tuple[Config, Document | No
     return (config or Config()), doc
 
 
-def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
-    """Load config and domain files for the given paths (see module docstring)."""
-    from mailstate.config.model_check import validate
-    from mailstate.config.yaml_reader import read_yaml
-    from mailstate.schema import Config, DomainFile
+def load_repository(paths: list[str], records: FileRecords | None = None,
+                    ) -> tuple[Repository, list[Issue]]:
+    """Load config and domain files for the given paths (see module docstring); a file whose
+    bytes `records` has is taken from its record (``file_records``)."""
+    from mailstate.schema import Config
 
     issues: list[Issue] = []
     config_path, explicit = locate(paths)
@@ -122,17 +123,53 @@ def load_repository(paths: list[str]) -> tuple[Repository, list[Issue]]:
             continue
         seen.add(path.resolve())
         try:
-            doc = read_yaml(path)
+            doc, model, found = _load_domain_file(path, _relative(path), records)
         except Problems as exc:
             issues.extend(_renamed(exc.issues, path))
             continue
-        doc.path = _relative(path)
+        issues.extend(found)
         if config_path is not None and path.resolve().parent.parent == folder.resolve():
             repo.folders[doc.path] = path.resolve().parent.name
-        model, found = validate(doc, DomainFile)
-        issues.extend(found)
         if model is not None:
             repo.domains.append((doc, model))
             if path in explicit or not explicit:
                 repo.selected.add(model.domain)
     return repo, issues
+
+
+
+def _load_domain_file(path: Path, name: str, records: FileRecords | None,
+                      ) -> tuple[Document, DomainFile | None, list[Issue]]:
+    """A domain file's document (named `name`), its checked model (None: it has errors) and
+    its issues; from its record when `records` has one for its bytes, else read in full (and
+    recorded when valid). Raises Problems for a file that cannot be read as YAML."""
+    from mailstate.config.file_records import RecordedDocument
+    from mailstate.config.model_check import validate
+    from mailstate.config.yaml_reader import MAX_FILE_BYTES, read_yaml
+    from mailstate.schema import DomainFile
+
+    try:
+        raw: bytes | None = path.read_bytes()
+    except OSError:
+        raw = None  # the full read below says why
+    if raw is not None and records is not None:
+        model = records.recall(raw, DomainFile)
+        if model is not None:
+            return RecordedDocument(name, raw), model, []
+    text = None
+    if raw is not None and len(raw) <= MAX_FILE_BYTES:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = None  # the full read below says where
+    doc = read_yaml(path, text)
+    doc.path = name
+    model, found = validate(doc, DomainFile)
+    if model is None or text is None or raw is None:
+        doc.data = None  # checked: only the positions are needed from here on
+        return doc, model, found
+    if records is not None:
+        records.keep(raw, model)
+    # the position of every value costs ten times the file's bytes in memory: keep the bytes,
+    # and read the positions again for the few files a message points into
+    return RecordedDocument(name, raw), model, found

@@ -12,27 +12,30 @@ from pathlib import Path
 from mailstate.config import changed_files as changes
 from mailstate.config import policy
 from mailstate.config.desired import Desired, build
+from mailstate.config.file_records import FileRecords
 from mailstate.config.locate import find_config
 from mailstate.config.repository import load_repository
 from mailstate.model.diagnostics import Issue, Problems
 
 
 def run(paths: list[str], base: str | None = None, changed_by: str | None = None,
-        renders: bool = False) -> tuple[Desired | None, list[Issue]]:
+        renders: bool = False, cache: bool = False) -> tuple[Desired | None, list[Issue]]:
     """Returns the desired states and all issues (errors and warnings), sorted by position.
 
     `base` is the revision the change under review started from: files new or changed since
     are blamed for clashes. With `changed_by`, `paths` are the files of the change (deleted
     ones too); the whole repository around them is checked, and each of them must be a
-    domain file of that account.
+    domain file of that account. With `cache`, a domain file whose bytes were found valid
+    before is taken from its record (``file_records``; the result is the same).
     """
+    records = FileRecords() if cache else None
     changed: set[Path] | None = None
     try:
         if changed_by is not None:
             # by their path, never resolved through a link (a link is itself refused)
             changed = {Path(os.path.abspath(p)) for p in paths if not Path(p).is_dir()}
             paths = _repository_of(paths)
-        repo, issues = load_repository(paths)
+        repo, issues = load_repository(paths, records)
         links: set[Path] = set()
         if base is not None:
             changed = (changed or set()) | changes.changed_since(repo.root, base)
@@ -54,6 +57,8 @@ def run(paths: list[str], base: str | None = None, changed_by: str | None = None
     if renders and not any(i.severity == "error" for i in issues):
         issues += _render_refusals(desired)
     issues = sorted(set(issues), key=_position)
+    if records is not None:
+        records.save()
     if any(i.severity == "error" for i in issues):
         return None, issues
     return desired, issues
