@@ -37,18 +37,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from mailstate.config.yaml_reader import MAX_FILE_BYTES, Document, Loc, read_yaml
+from mailstate.model import cache_folder
 
 FORMAT = 1
-ENV = "MAILSTATE_CACHE_DIR"  # the plan cache's folder setting: records live beside its own
+ENV = cache_folder.ENV  # the plan cache's folder setting: records live beside its own
 SPARE = 256  # records kept beyond those a run used (other branches' files, for a CI cache)
 
 
 def cache_dir() -> Path:
     """Where the per-file records are: ``files/`` in the plan cache's folder."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]) / "files"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mailstate" / "files"
+    return cache_folder.cache_dir() / "files"
 
 
 _version: str | None = None
@@ -74,14 +72,6 @@ def version() -> str:
     return _version
 
 
-def _private(folder: Path) -> bool:
-    try:
-        info = folder.stat()
-    except OSError:
-        return False
-    return info.st_uid == os.getuid() and not info.st_mode & 0o022
-
-
 class RecordedDocument(Document):
     """A valid domain file, checked (now or when recorded): no data, and its positions read
     from its bytes only when a message needs one (the same positions a full read has)."""
@@ -102,7 +92,7 @@ class FileRecords:
 
     def __init__(self) -> None:
         self.folder = cache_dir()
-        self.usable = _private(self.folder)
+        self.usable = cache_folder.private(self.folder)
         self.used: list[Path] = []
         self.new: dict[str, str] = {}  # record name -> its JSON
 
@@ -151,7 +141,7 @@ class FileRecords:
             return
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not _private(self.folder):
+            if not cache_folder.private(self.folder):
                 return
             for name, text in self.new.items():
                 where = self._path(name)

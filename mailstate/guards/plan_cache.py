@@ -30,18 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailstate.model.cache_folder import ENV as ENV  # the folder's setting, named here too
+from mailstate.model.cache_folder import cache_dir, private
 from mailstate.model.diagnostics import Issue, Problems
 
 FORMAT = 1
 KEEP = 16  # records kept (the newest); one per repository, paths and working directory
-ENV = "MAILSTATE_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mailstate"
 
 
 _code_digest: str | None = None
@@ -177,15 +171,6 @@ class Record:
         return cls(**data)
 
 
-def _private(folder: Path) -> bool:
-    """Only a folder of this user that nobody else can write holds records we trust."""
-    try:
-        st = folder.stat()
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
-
-
 def load(paths: list[str]) -> Record | None:
     """The record for exactly these inputs, or None."""
     named = record_name(paths)
@@ -193,7 +178,7 @@ def load(paths: list[str]) -> Record | None:
         return None
     name, config = named
     folder = cache_dir()
-    if not _private(folder):
+    if not private(folder):
         return None
     try:
         record = Record.from_json((folder / f"{name}.json").read_text())
@@ -209,7 +194,7 @@ def save(record: Record) -> None:
     folder = cache_dir()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(folder):
+        if not private(folder):
             return
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-")
         try:
