@@ -592,17 +592,23 @@ else
     if [ -s "$META/$META_CHECK_DOVECOT" ] || [ -s "$META/$META_SIEVE" ]; then
         rm -rf "$STAGE/dovecot-check"
         cp -a /etc/dovecot "$STAGE/dovecot-check" || fail "cannot copy /etc/dovecot"
+        # The copies of mailstate's links (relative) point to nothing: each gets the content
+        # of the file it names on the server; a file this apply removes leaves the copy.
+        # shellcheck disable=SC2044  # /etc/dovecot's names have no blanks; a `while read`
+        # in a pipe would run `fail` in a subshell, which would not stop this script
+        for copy in $(find "$STAGE/dovecot-check" -type l); do
+            [ -e "$copy" ] && continue
+            path="/etc/dovecot${copy#"$STAGE/dovecot-check"}"
+            rm -f "$copy" || fail "cannot replace $path for the check"
+            if ! grep -qxF "$path" "$META/$META_REMOVE" && [ -f "$ROOT$path" ]; then
+                cp "$ROOT$path" "$copy" || fail "cannot copy $path for the check"
+            fi
+        done
         fragment=$(cat "$META/$META_DOVECOT_FRAGMENT")
-        # the copy of mailstate's link (relative) points to nothing: its content goes there
         check_frag="$STAGE/dovecot-check/conf.d/$(basename "$fragment")"
         if [ -f "$STAGE/files$fragment" ]; then
             { rm -f "$check_frag" && cp "$STAGE/files$fragment" "$check_frag"; } \
                 || fail "cannot copy $fragment for the check"
-        elif [ -L "$check_frag" ]; then
-            rm -f "$check_frag"
-            if [ -f "$ROOT$fragment" ]; then
-                cp "$ROOT$fragment" "$check_frag" || fail "cannot copy $fragment for the check"
-            fi
         fi
         out=$(doveconf -c "$STAGE/dovecot-check/dovecot.conf" -n 2>&1 >/dev/null) \
             || fail "doveconf rejected the new Dovecot configuration: $out"
