@@ -60,3 +60,10 @@ def read_paths(layout: Layout) -> list[str]:
     kept = [f"={k.domain}/{login} {k.home}" for login, k in sorted(layout.homes.items())]
     return [*paths.files, *paths.directories, f"{layout.state_dir}/manifest.json",
             f"{layout.state_dir}/state.json", *kept]
+
+
+def through_current(layout: Layout, path: str) -> str:
+    """A managed file's path through the live generation's ``current`` link (a directory
+    link, switched by one rename): for a daemon that refuses a file that is itself a link
+    (Pigeonhole takes a linked script for an "active script" link of its own storage)."""
+    return f"{layout.state_dir}/live/current/files{path}"

@@ -22,6 +22,7 @@ from importlib.resources import files
 
 from mailstate.files import quota_warning
 from mailstate.files.formats import dovecot, lines, postfix, postgrey, sieve
+from mailstate.files.paths import through_current
 from mailstate.model.layout import Facts, Layout, Rendered, RenderedFile
 from mailstate.model.passwords import WEAK_SCHEMES
 from mailstate.model.state import Domain, Mailbox, ServerState
@@ -207,11 +208,12 @@ def passwd_extras(mb: Mailbox, layout: Layout, facts: Facts) -> list[str]:
     if facts.dovecot24:
         out = [dovecot.QUOTA_24 + dovecot.size(mb.quota, zero="unlimited")]
         if mb.vacation is not None:
-            out.append(dovecot.SIEVE_24 + sieve_path(layout, mb))
+            out.append(dovecot.SIEVE_24 + through_current(layout, sieve_path(layout, mb)))
     else:
         out = [dovecot.QUOTA_23 + dovecot.size(mb.quota)]
         if mb.vacation is not None:
-            out.append(dovecot.SIEVE_23 + sieve_path(layout, mb) + dovecot.SIEVE_23_BINDIR)
+            out.append(dovecot.SIEVE_23 + through_current(layout, sieve_path(layout, mb))
+                       + dovecot.SIEVE_23_BINDIR)
     return out
 
 
