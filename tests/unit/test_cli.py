@@ -55,7 +55,7 @@ def test_in_process_call_leaves_garbage_collector_alone() -> None:
 def test_console_entry_point_disables_gc_for_its_own_run() -> None:
     code = ("import gc; from mailstate import cli; "
             "cli.main = lambda: print('gc enabled:', gc.isenabled()); cli.entry_point()")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "gc enabled: False"
 

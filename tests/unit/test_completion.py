@@ -21,7 +21,7 @@ def test_the_script_names_the_completion_variable(shell: str) -> None:
 def test_bash_completion_completes_verbs() -> None:
     env = {**os.environ, "COMP_WORDS": "mailstate pl", "COMP_CWORD": "1",
            "_MAILSTATE_COMPLETE": "bash_complete"}
-    done = subprocess.run([sys.executable, "-c", "from mailstate.cli import main; "
+    done = subprocess.run([sys.executable, "-P", "-c", "from mailstate.cli import main; "
                            "main(prog_name='mailstate')"], env=env, capture_output=True,
                           text=True, check=False)
     assert "plain,plan" in done.stdout.splitlines()
