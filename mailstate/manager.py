@@ -298,7 +298,7 @@ class Manager:
             self._prepare(run)
             assert run.prepared is not None
             plan = run.prepared.plan
-            self.progress(run.name, "planned", server_summary(plan.changes, plan.has_changes))
+            self.progress(run.name, "planned", server_summary(plan))
 
         self._each(fleet.servers, work)
         annotate_moves(fleet.plan)
@@ -341,8 +341,7 @@ class Manager:
                                        step=self._step(run.name),
                                        lock_timeout=self.lock_timeout)
             self._output(run)
-            self.progress(run.name, "done",
-                          server_summary(prep.plan.changes, prep.plan.has_changes))
+            self.progress(run.name, "done", server_summary(prep.plan))
 
         self._each([s for s in fleet.servers if s.ok], work)
         return fleet

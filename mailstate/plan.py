@@ -66,9 +66,6 @@ class Counts:
         return Counts(self.add + other.add, self.change + other.change,
                       self.remove + other.remove)
 
-    def __getitem__(self, action: str) -> int:
-        return int(getattr(self, str(action)))
-
     def as_dict(self) -> dict[str, int]:
         return {"add": self.add, "change": self.change, "remove": self.remove}
 

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from mailstate.model.passwords import mask_hashes
 from mailstate.model.routing import shown_address
-from mailstate.plan import Action, Change, Counts, Plan, counted
+from mailstate.plan import Action, Change, Plan, ServerPlan, counted
 
 SYMBOL = {Action.ADD: "+", Action.CHANGE: "~", Action.REMOVE: "-"}
 WRAP = 100  # text lines of lists (welcome mails) are wrapped at this width
@@ -53,11 +53,11 @@ def plan_summary(plan: Plan) -> str:
     return text
 
 
-def server_summary(changes: list[Change], has_changes: bool) -> str:
+def server_summary(plan: ServerPlan) -> str:
     """One server's changes in a progress line."""
-    if not has_changes:
+    if not plan.has_changes:
         return "no changes"
-    return Counts.of(changes).text() if changes else "only file layout differs"
+    return plan.counts().text() if plan.changes else "only file layout differs"
 
 
 class Line(NamedTuple):
