@@ -21,12 +21,13 @@ FORMATS = ("text", "markdown", "json")  # the views of a plan
 
 
 def validate(paths: list[str], *, base: str | None = None, changed_by: str | None = None,
-             renders: bool = True, cache: bool = False) -> tuple[Desired | None, list[Issue]]:
-    """Every check apply would make, without a server: (the desired state or None when
-    invalid, every problem found). `base`: blame clashes on the files changed since that git
-    revision; `changed_by`: every changed file must be a domain file of that account;
-    `cache`: a domain file whose bytes were found valid before is taken from its per-file
-    record (the result is the same)."""
+             renders: bool = False, cache: bool = False) -> tuple[Desired | None, list[Issue]]:
+    """The domain files checked without a server: (the desired state or None when invalid,
+    every problem found). `renders`: also render every server's files, so that what apply
+    would refuse is refused here too (what `mailstate validate` does). `base`: blame clashes
+    on the files changed since that git revision; `changed_by`: every changed file must be a
+    domain file of that account; `cache`: a domain file whose bytes were found valid before
+    is taken from its per-file record (the result is the same)."""
     from mailstate.config.validation import run
 
     return run(paths, base=base, changed_by=changed_by, renders=renders, cache=cache)

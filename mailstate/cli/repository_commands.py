@@ -36,14 +36,14 @@ def validate(paths: tuple[str, ...], base: str | None, changed_by: str | None,
         from mailstate.offline import validate as validate_files
 
         found, problems = validate_files(list(paths), base=base, changed_by=changed_by,
-                                         cache=not no_cache)
+                                         renders=True, cache=not no_cache)
         for issue in problems:
             click.echo(FORMATS[fmt](issue))
         if found is None:
             sys.exit(1)
         click.echo(f"valid ({len(problems)} warning(s))" if problems else "valid")
         return
-    desired, issues = load_or_exit(paths, base=base, changed_by=changed_by,
+    desired, issues = load_or_exit(paths, base=base, changed_by=changed_by, renders=True,
                                    cache=not no_cache)
     domains = sum(len(s.domains) for s in desired.servers.values())
     boxes = sum(len(s.mailboxes()) for s in desired.servers.values())
@@ -135,7 +135,7 @@ def servers(paths: tuple[str, ...], fmt: str, shard: str | None) -> None:
         if not (first.isascii() and first.isdigit() and second.isascii() and second.isdigit()):
             fail(f"--shard {shard}: write I/N, e.g. --shard 2/4")
         index, total = int(first), int(second)
-    desired, _ = load_or_exit(paths, renders=False)
+    desired, _ = load_or_exit(paths)
     found = list_servers(desired)
     if shard is not None:
         try:
